@@ -1,0 +1,32 @@
+"""metabook: the companion package of the book *Meta-learning, from the ground up*.
+
+Each public object says in its docstring which chapter defines it.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from metabook import data, models
+from metabook.device import device, seed_everything
+from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
+from metabook.learner import FewShotLearner, NearestNeighbour
+from metabook.training import TrainHistory, load_checkpoint, meta_train
+
+try:
+    __version__ = version("metabook")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "EvalResult",
+    "FewShotLearner",
+    "NearestNeighbour",
+    "TrainHistory",
+    "data",
+    "device",
+    "evaluate",
+    "load_checkpoint",
+    "mean_confidence_interval",
+    "meta_train",
+    "models",
+    "seed_everything",
+]

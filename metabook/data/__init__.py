@@ -1,0 +1,17 @@
+"""Data for meta-learning: datasets, episodes and task families."""
+
+from metabook.data.episodes import Episode, EpisodeSampler, split_classes
+from metabook.data.files import DataNotFoundError, cache_dir
+from metabook.data.omniglot import Omniglot, OmniglotOneShotRuns
+from metabook.data.sine import SineTasks
+
+__all__ = [
+    "DataNotFoundError",
+    "Episode",
+    "EpisodeSampler",
+    "Omniglot",
+    "OmniglotOneShotRuns",
+    "SineTasks",
+    "cache_dir",
+    "split_classes",
+]

@@ -1,0 +1,344 @@
+"""Episodes (tasks) and the N-way K-shot sampler (defined in the chapter "Core concepts").
+
+An *episode* is a small classification problem: a support set of ``N`` classes with ``K``
+labelled examples each, and a query set of ``Q`` further examples per class to predict.
+Labels inside an episode are ``0..N-1``, assigned afresh in every episode, so a learner
+cannot memorise which character is "class 3".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+__all__ = ["Episode", "EpisodeSampler", "split_classes"]
+
+
+@dataclass
+class Episode:
+    """One episode, or a batch of ``B`` episodes stacked along a leading task dimension.
+
+    Shapes (for one episode): ``support_x [N*K, *shape]``, ``support_y [N*K]``,
+    ``query_x [M, *shape]``, ``query_y [M]``; a batch adds a leading ``B`` to each.
+    ``query_y`` may be ``None`` at test time. For classification the labels are integers in
+    ``0..N-1``; for regression ``support_y`` and ``query_y`` hold the targets and
+    ``regression=True`` skips the label checks. ``info`` carries whatever the sampler wants
+    to record (the dataset classes behind each label, a sine wave's amplitude, ...).
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor | None = None
+    regression: bool = False
+    info: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        sx, sy, qx, qy = self.support_x, self.support_y, self.query_x, self.query_y
+        for name in ("support_x", "support_y", "query_x"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(getattr(self, name))}")
+        label_dims = self._lead_dims()
+        if label_dims not in (1, 2):
+            raise ValueError(
+                f"support_y must have shape [N*K] (one episode) or [B, N*K] (a batch); "
+                f"got {tuple(sy.shape)}"
+            )
+        batched = label_dims == 2
+        lead = sy.shape[:label_dims]
+        if sx.shape[:label_dims] != lead:
+            raise ValueError(
+                f"support_x {tuple(sx.shape)} and support_y {tuple(sy.shape)} disagree on the "
+                f"number of {'tasks and ' if batched else ''}support examples"
+            )
+        if batched and qx.shape[:1] != sx.shape[:1]:
+            raise ValueError(
+                f"query_x {tuple(qx.shape)} has {qx.shape[0]} tasks but support_x has {sx.shape[0]}"
+            )
+        if qx.shape[label_dims:] != sx.shape[label_dims:]:
+            raise ValueError(
+                f"query examples {tuple(qx.shape[label_dims:])} and support examples "
+                f"{tuple(sx.shape[label_dims:])} have different shapes"
+            )
+        if qy is not None and qy.shape[:label_dims] != qx.shape[:label_dims]:
+            raise ValueError(
+                f"query_x {tuple(qx.shape)} and query_y {tuple(qy.shape)} disagree on the "
+                "number of query examples"
+            )
+        if self.regression:
+            return
+        for name, labels in (("support_y", sy), ("query_y", qy)):
+            if labels is None:
+                continue
+            if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+                raise ValueError(f"{name} must hold integer class labels, got {labels.dtype}")
+        if sy.numel() and int(sy.min()) < 0:
+            raise ValueError(f"support_y holds a negative label ({int(sy.min())})")
+        ways = self.ways
+        if qy is not None and qy.numel():
+            low, high = int(qy.min()), int(qy.max())
+            if low < 0 or high >= ways:
+                raise ValueError(
+                    f"query_y holds label {low if low < 0 else high}, outside 0..{ways - 1} "
+                    f"(the support set has {ways} classes)"
+                )
+
+    def _lead_dims(self) -> int:
+        """How many leading dimensions index examples: 1 for one episode, 2 for a batch."""
+        same_rank = self.support_y.dim() == self.support_x.dim()
+        return self.support_y.dim() - 1 if self.regression and same_rank else self.support_y.dim()
+
+    @property
+    def batched(self) -> bool:
+        """Whether this is a batch of episodes (a leading task dimension)."""
+        return self._lead_dims() == 2
+
+    @property
+    def ways(self) -> int:
+        """The number of classes ``N`` (the largest support label plus one)."""
+        if self.regression:
+            raise AttributeError("a regression episode has no classes")
+        return int(self.support_y.max()) + 1 if self.support_y.numel() else 0
+
+    @property
+    def num_tasks(self) -> int:
+        """``B`` for a batch, 1 for a single episode."""
+        return self.support_x.shape[0] if self.batched else 1
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Episode:
+        """A copy with every tensor moved to ``device``."""
+        moved = {
+            f.name: (value.to(device, non_blocking=non_blocking)
+                     if isinstance(value := getattr(self, f.name), torch.Tensor) else value)
+            for f in fields(self)
+        }
+        return Episode(**moved)
+
+    def task(self, index: int) -> Episode:
+        """Episode ``index`` of a batch."""
+        if not self.batched:
+            raise ValueError("task() needs a batch of episodes; this is a single episode")
+        return Episode(
+            self.support_x[index], self.support_y[index], self.query_x[index],
+            None if self.query_y is None else self.query_y[index],
+            regression=self.regression,
+            info=None if self.info is None else {
+                key: value[index] for key, value in self.info.items()
+            },
+        )
+
+    @staticmethod
+    def stack(episodes: Sequence[Episode]) -> Episode:
+        """Stack single episodes of equal shapes into a batch."""
+        if not episodes:
+            raise ValueError("cannot stack an empty list of episodes")
+        if any(episode.batched for episode in episodes):
+            raise ValueError("Episode.stack takes single episodes, not batches")
+        first = episodes[0]
+        has_query_y = first.query_y is not None
+        info = None
+        if first.info is not None:
+            info = {key: torch.stack([torch.as_tensor(e.info[key]) for e in episodes])
+                    for key in first.info}
+        try:
+            return Episode(
+                torch.stack([e.support_x for e in episodes]),
+                torch.stack([e.support_y for e in episodes]),
+                torch.stack([e.query_x for e in episodes]),
+                torch.stack([e.query_y for e in episodes]) if has_query_y else None,
+                regression=first.regression,
+                info=info,
+            )
+        except RuntimeError as err:
+            raise ValueError(f"episodes of different shapes cannot be stacked: {err}") from err
+
+
+def _labels_of(dataset: Any) -> torch.Tensor:
+    """All labels of a map-style dataset, read from an attribute when there is one."""
+    for attribute in ("labels", "targets"):
+        labels = getattr(dataset, attribute, None)
+        if labels is not None and not callable(labels):
+            return torch.as_tensor(labels).long().reshape(-1)
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        return dataset.tensors[1].long().reshape(-1)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.int64)
+
+
+def _gather(dataset: Any, index: torch.Tensor) -> torch.Tensor:
+    """Examples ``index`` of a dataset as one tensor, without Python loops when possible."""
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor):
+        return images[index]
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        return dataset.tensors[0][index]
+    items = [dataset[int(i)][0] for i in index.reshape(-1)]
+    if not all(isinstance(item, torch.Tensor) for item in items):
+        kind = type(next(i for i in items if not isinstance(i, torch.Tensor))).__name__
+        raise TypeError(
+            f"the dataset returns {kind} inputs; give it a transform that makes tensors "
+            "(for torchvision datasets, transform=torchvision.transforms.ToTensor())"
+        )
+    stacked = torch.stack(items)
+    return stacked.reshape(*index.shape, *stacked.shape[1:])
+
+
+def split_classes(
+    num_classes: int, sizes: Sequence[int | float], seed: int = 0
+) -> list[torch.Tensor]:
+    """Split class indices ``0..num_classes-1`` into disjoint random groups.
+
+    ``sizes`` are counts (integers) or fractions summing to at most 1; e.g.
+    ``split_classes(1623, [1200, 423])`` or ``split_classes(242, [0.7, 0.3])``. The same
+    seed always gives the same split.
+    """
+    if num_classes <= 0:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if all(isinstance(s, int) for s in sizes):
+        counts = [int(s) for s in sizes]
+    elif all(0 <= float(s) <= 1 for s in sizes):
+        if sum(float(s) for s in sizes) > 1 + 1e-9:
+            raise ValueError(f"fractions {list(sizes)} add up to more than 1")
+        counts = [int(round(float(s) * num_classes)) for s in sizes]
+        if abs(sum(float(s) for s in sizes) - 1) < 1e-9:
+            counts[-1] = num_classes - sum(counts[:-1])
+    else:
+        raise ValueError(f"sizes must be all counts or all fractions in [0, 1], got {sizes}")
+    if any(c < 0 for c in counts) or sum(counts) > num_classes:
+        raise ValueError(f"cannot split {num_classes} classes into groups of {counts}")
+    order = torch.randperm(num_classes, generator=torch.Generator().manual_seed(seed))
+    groups, start = [], 0
+    for count in counts:
+        groups.append(order[start:start + count].sort().values)
+        start += count
+    return groups
+
+
+class EpisodeSampler:
+    """Draws N-way K-shot episodes from a labelled dataset.
+
+    Args:
+        dataset: any map-style dataset of ``(x, label)`` pairs: a metabook dataset, a
+            ``TensorDataset``, a torchvision dataset. Labels are read once (from a
+            ``labels`` or ``targets`` attribute when present).
+        ways, shots, queries: ``N`` classes per episode, ``K`` support and ``Q`` query
+            examples per class.
+        classes: the dataset classes this sampler may use (for example one part of
+            :func:`split_classes`), by default all.
+        seed: seeds the sampler's own generator; two samplers with the same arguments and
+            seed give the same episodes.
+
+    The dataset is checked up front: there must be at least ``ways`` classes with at least
+    ``shots + queries`` examples each, or a :class:`ValueError` says what is missing.
+    In every episode the chosen classes are given labels ``0..N-1`` in random order; the
+    support (and query) examples are ordered by that label: class 0's ``K`` examples first.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        ways: int,
+        shots: int,
+        queries: int,
+        classes: Sequence[int] | torch.Tensor | None = None,
+        seed: int = 0,
+    ) -> None:
+        for name, value, low in (("ways", ways, 2), ("shots", shots, 1), ("queries", queries, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self.dataset, self.ways, self.shots, self.queries = dataset, ways, shots, queries
+        labels = _labels_of(dataset)
+        if labels.numel() == 0:
+            raise ValueError("the dataset is empty")
+        if int(labels.min()) < 0:
+            raise ValueError(f"the dataset has a negative label ({int(labels.min())})")
+        if classes is None:
+            allowed = torch.unique(labels)
+        else:
+            allowed = torch.unique(torch.as_tensor(classes, dtype=torch.int64))
+            missing = allowed[~torch.isin(allowed, labels)]
+            if missing.numel():
+                raise ValueError(
+                    f"classes {missing.tolist()[:10]} have no examples in the dataset "
+                    f"(its labels range over {int(labels.min())}..{int(labels.max())})"
+                )
+        if allowed.numel() < ways:
+            raise ValueError(
+                f"{ways}-way episodes need {ways} classes but only {allowed.numel()} are "
+                "available; lower ways or allow more classes"
+            )
+        order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
+        starts = torch.cumsum(counts, 0) - counts
+        needed = shots + queries
+        short = allowed[counts[allowed] < needed]
+        if short.numel():
+            raise ValueError(
+                f"{shots} shots + {queries} queries need {needed} examples per class, but "
+                f"{short.numel()} of the {allowed.numel()} classes have fewer (e.g. class "
+                f"{int(short[0])} has {int(counts[short[0]])}); lower shots/queries or pass "
+                "classes= without them"
+            )
+        self.classes = allowed
+        self._order, self._counts, self._starts = order, counts, starts
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _indices(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dataset indices ``[N, K+Q]`` of one episode, and the dataset class of each label."""
+        pick = torch.randperm(self.classes.numel(), generator=generator)[: self.ways]
+        chosen = self.classes[pick]
+        rows = []
+        for cls in chosen.tolist():
+            within = torch.randperm(int(self._counts[cls]), generator=generator)
+            rows.append(self._order[self._starts[cls] + within[: self.shots + self.queries]])
+        return torch.stack(rows), chosen
+
+    def sample(
+        self, batch_size: int | None = None, generator: torch.Generator | None = None
+    ) -> Episode:
+        """One episode, or a batch of ``batch_size`` episodes stacked on a leading dimension.
+
+        ``info["classes"]`` holds the dataset class behind each episode label.
+        """
+        generator = self.generator if generator is None else generator
+        count = 1 if batch_size is None else batch_size
+        if count < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        index, chosen = zip(*(self._indices(generator) for _ in range(count)))
+        index_t = torch.stack(index)  # [B, N, K+Q]
+        x = _gather(self.dataset, index_t)  # [B, N, K+Q, *shape]
+        shape = x.shape[3:]
+        labels = torch.arange(self.ways).view(1, self.ways, 1)
+        support_y = labels.expand(count, self.ways, self.shots).reshape(count, -1)
+        query_y = labels.expand(count, self.ways, self.queries).reshape(count, -1)
+        episode = Episode(
+            support_x=x[:, :, : self.shots].reshape(count, -1, *shape),
+            support_y=support_y,
+            query_x=x[:, :, self.shots:].reshape(count, -1, *shape),
+            query_y=query_y,
+            info={"classes": torch.stack(chosen), "indices": index_t},
+        )
+        return episode if batch_size is not None else episode.task(0)
+
+    def __iter__(self) -> Iterator[Episode]:
+        """An endless stream of single episodes from the sampler's own generator."""
+        while True:
+            yield self.sample()
+
+    def episodes(self, count: int, seed: int | None = None) -> list[Episode]:
+        """A fixed list of ``count`` episodes drawn from ``seed`` (by default the sampler's).
+
+        The list does not depend on what the sampler drew before, so an evaluation on
+        ``sampler.episodes(600, seed=0)`` is the same every time.
+        """
+        generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        return [self.sample(generator=generator) for _ in range(count)]
+
+    def __repr__(self) -> str:
+        return (
+            f"EpisodeSampler({self.ways}-way {self.shots}-shot, {self.queries} queries per "
+            f"class, {self.classes.numel()} classes)"
+        )

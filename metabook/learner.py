@@ -1,0 +1,82 @@
+"""The few-shot learner interface that every method in the book implements.
+
+Defined in the chapter "Core concepts". A learner is an ``nn.Module`` called as
+``learner(support_x, support_y, query_x)``; it returns predictions for the queries: class
+scores (logits) ``[M, N]`` for an episode of ``N`` classes, or ``[B, M, N]`` for a batch of
+``B`` episodes. Training calls :meth:`FewShotLearner.loss` on a batch of episodes, and
+evaluation calls :meth:`FewShotLearner.predict`; so any learner works with
+:func:`metabook.evaluate` and :func:`metabook.meta_train`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metabook.data.episodes import Episode
+
+__all__ = ["FewShotLearner", "NearestNeighbour"]
+
+
+class FewShotLearner(nn.Module):
+    """Base class of few-shot learners: implement :meth:`forward`, override the rest at will."""
+
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        """Predictions for ``query_x`` after seeing the labelled support set."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def loss(self, episode: Episode) -> torch.Tensor:
+        """The meta-training loss on an episode or a batch: cross-entropy on the queries.
+
+        Regression episodes use the mean squared error instead.
+        """
+        if episode.query_y is None:
+            raise ValueError("a training episode needs query_y")
+        out = self(episode.support_x, episode.support_y, episode.query_x)
+        if episode.regression:
+            return F.mse_loss(out, episode.query_y)
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), episode.query_y.reshape(-1))
+
+    def predict(self, episode: Episode) -> torch.Tensor:
+        """Predictions without building a graph: class indices, or values for regression.
+
+        Learners that adapt by gradient descent at test time override this.
+        """
+        with torch.no_grad():
+            out = self(episode.support_x, episode.support_y, episode.query_x)
+        return out if episode.regression else out.argmax(-1)
+
+
+def class_max(scores: torch.Tensor, support_y: torch.Tensor) -> torch.Tensor:
+    """For scores ``[..., M, S]`` against ``S`` support examples, the best score per class.
+
+    Returns ``[..., M, N]``: entry ``n`` is the largest score among the support examples of
+    class ``n``, whatever their order.
+    """
+    ways = int(support_y.max()) + 1
+    index = support_y.unsqueeze(-2).expand_as(scores)
+    out = scores.new_full((*scores.shape[:-1], ways), float("-inf"))
+    return out.scatter_reduce(-1, index, scores, reduce="amax")
+
+
+class NearestNeighbour(FewShotLearner):
+    """Label each query like its nearest support example (Euclidean distance).
+
+    With no ``embedding`` the distance is taken between raw pixels: the baseline that any
+    meta-learner must beat. The scores are minus the distance to the nearest support
+    example of each class, so ``argmax`` is the 1-nearest-neighbour rule.
+    """
+
+    def __init__(self, embedding: nn.Module | None = None) -> None:
+        super().__init__()
+        self.embedding = embedding if embedding is not None else nn.Flatten(start_dim=-3)
+
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        support = self.embedding(support_x)
+        query = self.embedding(query_x)
+        return class_max(-torch.cdist(query, support), support_y)

@@ -1,0 +1,106 @@
+"""Backbones used across the book (defined in the chapter "Core concepts").
+
+BatchNorm policy: :class:`Conv4` normalises with the statistics of the batch it is given
+and keeps **no running statistics** (``track_running_stats=False``). A meta-learner sees
+one small task at a time; running averages would mix tasks and, inside MAML's inner loop,
+would be mutated by every adapted copy of the model (a bug of learn2learn's clones, which
+share the buffers). Without buffers the module is a pure function of its parameters and
+input, so ``torch.func.functional_call`` and ``vmap`` over tasks work unchanged, and the
+behaviour is the same in ``train()`` and ``eval()`` mode: every episode is normalised with
+its own statistics, as in the MAML paper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Conv4", "MLP", "conv_block"]
+
+
+def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Sequential:
+    """3x3 convolution, BatchNorm with batch statistics only, ReLU, and 2x2 max-pooling."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels, track_running_stats=False),
+        nn.ReLU(),
+    ]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Conv4(nn.Module):
+    """The four-block convolutional network of the few-shot literature.
+
+    Four blocks of [3x3 conv with ``hidden`` channels, BatchNorm, ReLU, 2x2 max-pool], as in
+    Vinyals et al. (2016), Finn et al. (2017) and Snell et al. (2017). A 28x28 Omniglot
+    image becomes a 64-dimensional embedding (28 -> 14 -> 7 -> 3 -> 1).
+
+    Args:
+        out_features: add a linear head with this many outputs (for MAML); ``None``
+            returns the flattened embedding (for metric-based learners).
+        in_channels: 1 for Omniglot, 3 for colour images.
+        hidden: channels of every block.
+        image_size: the side of the input images, which fixes the embedding size
+            (``hidden * (image_size // 16) ** 2``: 64 for 28x28, 1600 for 84x84).
+
+    Inputs may carry any number of leading dimensions (``[..., C, H, W]``): a batch of
+    episodes ``[B, M, C, H, W]`` is embedded to ``[B, M, D]``. BatchNorm then uses the
+    statistics of all ``B * M`` images; call it per task (or ``vmap`` it) to normalise
+    each task with its own statistics.
+    """
+
+    def __init__(
+        self,
+        out_features: int | None = None,
+        in_channels: int = 1,
+        hidden: int = 64,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        if out_features is not None and out_features < 1:
+            raise ValueError(f"out_features must be positive or None, got {out_features}")
+        side = image_size
+        for _ in range(4):
+            side //= 2
+        if side < 1:
+            raise ValueError(f"image_size must be at least 16 for four poolings, got {image_size}")
+        self.in_channels, self.image_size = in_channels, image_size
+        self.embedding_dim = hidden * side * side
+        self.features = nn.Sequential(
+            conv_block(in_channels, hidden), conv_block(hidden, hidden),
+            conv_block(hidden, hidden), conv_block(hidden, hidden),
+        )
+        self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = (self.in_channels, self.image_size, self.image_size)
+        if x.dim() < 4 or tuple(x.shape[-3:]) != expected:
+            raise ValueError(
+                f"Conv4 expects images [..., {', '.join(map(str, expected))}], got "
+                f"{tuple(x.shape)}; build it with in_channels= and image_size= that match"
+            )
+        lead = x.shape[:-3]
+        z = self.features(x.reshape(-1, *x.shape[-3:])).flatten(1)
+        if self.head is not None:
+            z = self.head(z)
+        return z.reshape(*lead, z.shape[-1])
+
+
+class MLP(nn.Module):
+    """A fully connected ReLU network, by default 1 -> 40 -> 40 -> 1 as for MAML's sine tasks."""
+
+    def __init__(
+        self, in_features: int = 1, out_features: int = 1, hidden: tuple[int, ...] = (40, 40)
+    ) -> None:
+        super().__init__()
+        sizes = (in_features, *hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-1], out_features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
