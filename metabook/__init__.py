@@ -6,7 +6,7 @@ Each public object says in its docstring which chapter defines it.
 from importlib.metadata import PackageNotFoundError, version
 
 from metabook import data, models
-from metabook.device import device, seed_everything
+from metabook.devices import device, seed_everything
 from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
 from metabook.learner import FewShotLearner, NearestNeighbour
 from metabook.training import TrainHistory, load_checkpoint, meta_train

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from metabook.data.episodes import Episode
 from metabook.data.files import atomic_write
-from metabook.device import device as pick_device
+from metabook.devices import device as pick_device
 from metabook.evaluation import EvalResult, evaluate
 from metabook.learner import FewShotLearner
 

@@ -16,6 +16,7 @@ could later pass for data.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -148,6 +149,8 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
         raise OSError(f"the server answered HTTP {err.code} for {remote.url}") from err
     except urllib.error.URLError as err:
         raise OSError(f"could not reach {remote.url}: {err.reason}") from err
+    except http.client.HTTPException as err:  # e.g. IncompleteRead: the connection dropped
+        raise OSError(f"the download of {remote.url} failed: {err!r}") from err
 
 
 def find_or_download(

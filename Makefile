@@ -1,0 +1,54 @@
+# The two commands of the README: `make book` and `make test`.
+# Both create the virtual environment .venv (Python 3.10+) and install what is missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch; on a GPU machine use e.g. `make TORCH=torch book`.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+SHELL := /bin/bash
+
+# Notebooks run from chapters/, so a relative data folder is made absolute here.
+ifneq ($(strip $(METABOOK_DATA)),)
+export METABOOK_DATA := $(abspath $(METABOOK_DATA))
+endif
+
+.PHONY: book test lint pytest book-check notebooks sync clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## book: execute every chapter and render the book into _build/html
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	@echo "The book is at _build/html/index.html"
+
+## test: ruff, the book build (without execution), then pytest: package tests, notebook
+## pairing and every chapter executed by nbval under the quick settings
+test: lint book-check pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check metabook tests benchmarks
+	$(BIN)/ruff format --check metabook tests benchmarks
+
+book-check: $(STAMP)
+	rm -rf _build/check && mkdir -p _build/check
+	$(BIN)/jupyter-book config sphinx . > /dev/null && mv conf.py _build/check/conf.py
+	$(BIN)/sphinx-build -b html -W -n --keep-going -q -c _build/check \
+		-D nb_execution_mode=off . _build/check/html
+
+pytest: $(STAMP)
+	METABOOK_QUICK=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tests chapters
+
+## notebooks: after editing a chapter's .md, update its .ipynb twin and execute it
+notebooks: $(STAMP)
+	$(BIN)/jupytext --sync chapters/*.md
+	for nb in chapters/*.ipynb; do \
+		$(BIN)/jupyter-execute --inplace --timeout=1800 "$$nb" || exit 1; done
+
+clean:
+	rm -rf _build .pytest_cache
