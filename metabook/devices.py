@@ -59,7 +59,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global generator)
     torch.manual_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic:

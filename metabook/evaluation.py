@@ -52,8 +52,9 @@ class EvalResult:
 
     def __str__(self) -> str:
         if self.metric == "accuracy":
-            return (f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}% "
-                    f"({self.values.numel()} episodes)")
+            return (
+                f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}% ({self.values.numel()} episodes)"
+            )
         return f"{self.metric} {self.mean:.4g} ± {self.ci95:.2g} ({self.values.numel()} episodes)"
 
 
@@ -95,7 +96,9 @@ def evaluate(
             else:
                 raise ValueError(f"unknown metric {metric!r}: use 'accuracy', 'mse' or a function")
             prediction = learner.predict(episode)
-            values.append(torch.as_tensor(fn(prediction, episode.query_y)).detach().cpu().reshape(-1))
+            values.append(
+                torch.as_tensor(fn(prediction, episode.query_y)).detach().cpu().reshape(-1)
+            )
     finally:
         learner.train(was_training)
     if not values:

@@ -69,8 +69,10 @@ class Conv4(nn.Module):
         self.in_channels, self.image_size = in_channels, image_size
         self.embedding_dim = hidden * side * side
         self.features = nn.Sequential(
-            conv_block(in_channels, hidden), conv_block(hidden, hidden),
-            conv_block(hidden, hidden), conv_block(hidden, hidden),
+            conv_block(in_channels, hidden),
+            conv_block(hidden, hidden),
+            conv_block(hidden, hidden),
+            conv_block(hidden, hidden),
         )
         self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
 
@@ -97,7 +99,7 @@ class MLP(nn.Module):
         super().__init__()
         sizes = (in_features, *hidden)
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], out_features))
         self.net = nn.Sequential(*layers)

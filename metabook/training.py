@@ -52,8 +52,13 @@ class TrainHistory:
         }
 
 
-def _save(path: Path, learner: FewShotLearner, step: int, history: TrainHistory,
-          config: dict[str, Any] | None) -> None:
+def _save(
+    path: Path,
+    learner: FewShotLearner,
+    step: int,
+    history: TrainHistory,
+    config: dict[str, Any] | None,
+) -> None:
     blob = {
         "state_dict": learner.state_dict(),
         "step": step,

@@ -48,7 +48,7 @@ def character_image(seed: int, size: int = 105) -> np.ndarray:
     pixels = np.ones((size, size), dtype=bool)
     rng = np.random.default_rng(seed)
     top, left = rng.integers(0, size // 2, size=2)
-    pixels[top:top + size // 3, left:left + size // 4] = False
+    pixels[top : top + size // 3, left : left + size // 4] = False
     return pixels
 
 

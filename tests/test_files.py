@@ -50,7 +50,10 @@ def server():
     httpd.shutdown()
 
 
-def remote(server, path, md5=hashlib.md5(GOOD).hexdigest(), size=len(GOOD)):
+GOOD_MD5 = hashlib.md5(GOOD).hexdigest()
+
+
+def remote(server, path, md5=GOOD_MD5, size=len(GOOD)):  # noqa: B008
     return RemoteFile("data.zip", f"{server}/{path}", md5=md5, size=size)
 
 
@@ -88,13 +91,17 @@ def test_root_then_environment_then_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("METABOOK_DATA", str(tmp_path / "shared"))
     monkeypatch.setenv("METABOOK_CACHE", str(tmp_path / "cache"))
     assert candidate_roots("omniglot", tmp_path / "mine") == [
-        tmp_path / "mine", tmp_path / "shared" / "omniglot", tmp_path / "cache" / "omniglot"
+        tmp_path / "mine",
+        tmp_path / "shared" / "omniglot",
+        tmp_path / "cache" / "omniglot",
     ]
     for folder in ("mine", "shared/omniglot", "cache/omniglot"):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "data.zip").write_bytes(b"x")
     spec = RemoteFile("data.zip", "http://127.0.0.1:9/none")
-    assert find_or_download("omniglot", spec, tmp_path / "mine", False) == tmp_path / "mine/data.zip"
+    assert (
+        find_or_download("omniglot", spec, tmp_path / "mine", False) == tmp_path / "mine/data.zip"
+    )
     assert find_or_download("omniglot", spec, None, False) == tmp_path / "shared/omniglot/data.zip"
     monkeypatch.delenv("METABOOK_DATA")
     assert find_or_download("omniglot", spec, None, False) == tmp_path / "cache/omniglot/data.zip"

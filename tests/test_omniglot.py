@@ -102,8 +102,10 @@ def test_truncated_or_foreign_zip_is_rejected(data_root, tmp_path):
     (tmp_path / "images_background_small1.zip").write_bytes(b"<html>Not Found</html>")
     with pytest.raises(ValueError, match="corrupt"):
         Omniglot("background_small1", root=tmp_path)
-    shutil.copy(data_root / "omniglot" / "images_background_small2.zip",
-                tmp_path / "images_background_small1.zip")
+    shutil.copy(
+        data_root / "omniglot" / "images_background_small2.zip",
+        tmp_path / "images_background_small1.zip",
+    )
     with pytest.raises(ValueError, match="MD5 .* not the official"):
         Omniglot("background_small1", root=tmp_path)
 
@@ -112,8 +114,11 @@ def test_evaluation_split_from_an_extracted_folder(tmp_path):
     write_omniglot_split(tmp_path, "evaluation", {"Atlantean": 3, "Kannada": 2}, drawers=4)
     data = Omniglot("evaluation", root=tmp_path, download=False, image_size=35)
     assert data.classes == [
-        "Atlantean/character01", "Atlantean/character02", "Atlantean/character03",
-        "Kannada/character01", "Kannada/character02",
+        "Atlantean/character01",
+        "Atlantean/character02",
+        "Atlantean/character03",
+        "Kannada/character01",
+        "Kannada/character02",
     ]
     assert data.images.shape == (20, 1, 35, 35)
     assert torch.bincount(data.labels).tolist() == [4] * 5

@@ -111,8 +111,11 @@ class Episode:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Episode:
         """A copy with every tensor moved to ``device``."""
         moved = {
-            f.name: (value.to(device, non_blocking=non_blocking)
-                     if isinstance(value := getattr(self, f.name), torch.Tensor) else value)
+            f.name: (
+                value.to(device, non_blocking=non_blocking)
+                if isinstance(value := getattr(self, f.name), torch.Tensor)
+                else value
+            )
             for f in fields(self)
         }
         return Episode(**moved)
@@ -122,12 +125,14 @@ class Episode:
         if not self.batched:
             raise ValueError("task() needs a batch of episodes; this is a single episode")
         return Episode(
-            self.support_x[index], self.support_y[index], self.query_x[index],
+            self.support_x[index],
+            self.support_y[index],
+            self.query_x[index],
             None if self.query_y is None else self.query_y[index],
             regression=self.regression,
-            info=None if self.info is None else {
-                key: value[index] for key, value in self.info.items()
-            },
+            info=None
+            if self.info is None
+            else {key: value[index] for key, value in self.info.items()},
         )
 
     @staticmethod
@@ -141,8 +146,10 @@ class Episode:
         has_query_y = first.query_y is not None
         info = None
         if first.info is not None:
-            info = {key: torch.stack([torch.as_tensor(e.info[key]) for e in episodes])
-                    for key in first.info}
+            info = {
+                key: torch.stack([torch.as_tensor(e.info[key]) for e in episodes])
+                for key in first.info
+            }
         try:
             return Episode(
                 torch.stack([e.support_x for e in episodes]),
@@ -211,7 +218,7 @@ def split_classes(
     order = torch.randperm(num_classes, generator=torch.Generator().manual_seed(seed))
     groups, start = [], 0
     for count in counts:
-        groups.append(order[start:start + count].sort().values)
+        groups.append(order[start : start + count].sort().values)
         start += count
     return groups
 
@@ -307,7 +314,7 @@ class EpisodeSampler:
         count = 1 if batch_size is None else batch_size
         if count < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        index, chosen = zip(*(self._indices(generator) for _ in range(count)))
+        index, chosen = zip(*(self._indices(generator) for _ in range(count)), strict=True)
         index_t = torch.stack(index)  # [B, N, K+Q]
         x = _gather(self.dataset, index_t)  # [B, N, K+Q, *shape]
         shape = x.shape[3:]
@@ -317,7 +324,7 @@ class EpisodeSampler:
         episode = Episode(
             support_x=x[:, :, : self.shots].reshape(count, -1, *shape),
             support_y=support_y,
-            query_x=x[:, :, self.shots:].reshape(count, -1, *shape),
+            query_x=x[:, :, self.shots :].reshape(count, -1, *shape),
             query_y=query_y,
             info={"classes": torch.stack(chosen), "indices": index_t},
         )

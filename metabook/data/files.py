@@ -123,7 +123,9 @@ def _fetch(remote: RemoteFile, tmp: Path, timeout: float) -> None:
                 digest.update(block)
                 received += len(block)
     if announced is not None and received != int(announced):
-        raise OSError(f"the download of {remote.url} was cut short: {received} of {announced} bytes")
+        raise OSError(
+            f"the download of {remote.url} was cut short: {received} of {announced} bytes"
+        )
     if remote.size is not None and received != remote.size:
         raise OSError(
             f"{remote.url} gave {received} bytes but {remote.name} has {remote.size}: "

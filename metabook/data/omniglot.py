@@ -32,20 +32,26 @@ _BASE_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/pytho
 #: The official zips, with their published MD5 sums (and sizes, where known).
 OMNIGLOT_FILES: dict[str, RemoteFile] = {
     "background": RemoteFile(
-        "images_background.zip", _BASE_URL + "images_background.zip",
+        "images_background.zip",
+        _BASE_URL + "images_background.zip",
         md5="68d2efa1b9178cc56df9314c21c6e718",
     ),
     "evaluation": RemoteFile(
-        "images_evaluation.zip", _BASE_URL + "images_evaluation.zip",
+        "images_evaluation.zip",
+        _BASE_URL + "images_evaluation.zip",
         md5="6b91aef0f799c5bb55b94e3f2daec811",
     ),
     "background_small1": RemoteFile(
-        "images_background_small1.zip", _BASE_URL + "images_background_small1.zip",
-        md5="e704a628b5459e08445c13499850abc4", size=1319022,
+        "images_background_small1.zip",
+        _BASE_URL + "images_background_small1.zip",
+        md5="e704a628b5459e08445c13499850abc4",
+        size=1319022,
     ),
     "background_small2": RemoteFile(
-        "images_background_small2.zip", _BASE_URL + "images_background_small2.zip",
-        md5="b75a71a51d3b13f821f212756fe481fd", size=1580917,
+        "images_background_small2.zip",
+        _BASE_URL + "images_background_small2.zip",
+        md5="b75a71a51d3b13f821f212756fe481fd",
+        size=1580917,
     ),
 }
 
@@ -174,8 +180,10 @@ def _load_split(
     finally:
         source.close()
     blob = {
-        "images": decoded.images, "labels": decoded.labels,
-        "drawers": decoded.drawers, "classes": decoded.classes,
+        "images": decoded.images,
+        "labels": decoded.labels,
+        "drawers": decoded.drawers,
+        "classes": decoded.classes,
     }
     try:
         atomic_write(cached, lambda tmp: torch.save(blob, tmp))
@@ -338,17 +346,23 @@ class OmniglotOneShotRuns(Sequence[Episode]):
                 if not match or match.group(1) != run or match.group(3) != run:
                     raise ValueError(f"{run}/class_labels.txt has a malformed line: {line!r}")
                 pairs.append((match.group(2), match.group(4)))
-            classes = sorted({cls for _, cls in pairs} | {
-                key.split("/")[2].removesuffix(".png")
-                for key in by_name if key.startswith(f"{run}/training/")
-            })
+            classes = sorted(
+                {cls for _, cls in pairs}
+                | {
+                    key.split("/")[2].removesuffix(".png")
+                    for key in by_name
+                    if key.startswith(f"{run}/training/")
+                }
+            )
             index = {name: i for i, name in enumerate(classes)}
-            episodes.append(Episode(
-                support_x=torch.stack([image(f"{run}/training/{c}.png") for c in classes]),
-                support_y=torch.arange(len(classes)),
-                query_x=torch.stack([image(f"{run}/test/{item}.png") for item, _ in pairs]),
-                query_y=torch.tensor([index[cls] for _, cls in pairs]),
-            ))
+            episodes.append(
+                Episode(
+                    support_x=torch.stack([image(f"{run}/training/{c}.png") for c in classes]),
+                    support_y=torch.arange(len(classes)),
+                    query_x=torch.stack([image(f"{run}/test/{item}.png") for item, _ in pairs]),
+                    query_y=torch.tensor([index[cls] for _, cls in pairs]),
+                )
+            )
         return episodes
 
     def __len__(self) -> int:

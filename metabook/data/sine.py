@@ -70,8 +70,10 @@ class SineTasks:
         x = self._uniform(self.x_range, count, self.shots + self.queries, 1, generator=generator)
         y = self.curve(x, amplitude, phase)
         episode = Episode(
-            support_x=x[:, : self.shots], support_y=y[:, : self.shots],
-            query_x=x[:, self.shots:], query_y=y[:, self.shots:],
+            support_x=x[:, : self.shots],
+            support_y=y[:, : self.shots],
+            query_x=x[:, self.shots :],
+            query_y=y[:, self.shots :],
             regression=True,
             info={"amplitude": amplitude.view(count), "phase": phase.view(count)},
         )
