@@ -32,8 +32,8 @@ book: $(STAMP)
 test: lint book-check pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check metabook tests benchmarks
-	$(BIN)/ruff format --check metabook tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # `jupyter-book build` cannot switch execution off from the command line, so the check
 # renders through sphinx-build with the configuration Jupyter Book generates (conf.py).
