@@ -47,8 +47,9 @@ pytest: $(STAMP)
 	METABOOK_QUICK=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tests chapters
 
 ## notebooks: after editing a chapter's .md, update its .ipynb twin and execute it
+## (the .md is the source: --update keeps the notebook's outputs and metadata)
 notebooks: $(STAMP)
-	$(BIN)/jupytext --sync chapters/*.md
+	$(BIN)/jupytext --update --to ipynb chapters/*.md
 	for nb in chapters/*.ipynb; do \
 		$(BIN)/jupyter-execute --inplace --timeout=1800 "$$nb" || exit 1; done
 

@@ -14,7 +14,26 @@ from typing import Any
 
 import torch
 
-__all__ = ["Episode", "EpisodeSampler", "split_classes"]
+__all__ = ["Episode", "EpisodeSampler", "is_batched", "split_classes"]
+
+
+def _lead_dims(support_x: torch.Tensor, support_y: torch.Tensor, regression: bool) -> int:
+    """How many leading dimensions index examples: 1 for one episode, 2 for a batch.
+
+    Class labels have one entry per example. Regression targets may carry a feature
+    dimension (``[K, 1]`` beside inputs ``[K, 1]``); then they have the inputs' rank.
+    """
+    same_rank = support_y.dim() == support_x.dim()
+    return support_y.dim() - 1 if regression and same_rank else support_y.dim()
+
+
+def is_batched(support_x: torch.Tensor, support_y: torch.Tensor) -> bool:
+    """Whether ``support_x``/``support_y`` hold a batch of episodes (a leading task dim).
+
+    Integer labels mean classification, floating-point targets regression.
+    """
+    regression = support_y.is_floating_point()
+    return _lead_dims(support_x, support_y, regression) == 2
 
 
 @dataclass
@@ -87,9 +106,7 @@ class Episode:
                 )
 
     def _lead_dims(self) -> int:
-        """How many leading dimensions index examples: 1 for one episode, 2 for a batch."""
-        same_rank = self.support_y.dim() == self.support_x.dim()
-        return self.support_y.dim() - 1 if self.regression and same_rank else self.support_y.dim()
+        return _lead_dims(self.support_x, self.support_y, self.regression)
 
     @property
     def batched(self) -> bool:

@@ -1,0 +1,232 @@
+"""MAML, first-order MAML and Meta-SGD (chapter "MAML and Reptile: the mathematics").
+
+MAML (Finn et al., 2017) meta-learns an initialisation ``theta`` such that a few gradient
+steps on a task's support set give good parameters for that task::
+
+    theta_i' = theta - alpha * grad L_support_i(theta)          (inner loop, per task)
+    min_theta  sum_i L_query_i(theta_i')                         (outer loop)
+
+The meta-gradient of ``L_query_i(theta_i')`` with respect to ``theta`` is
+``(I - alpha * H_i) grad L_query_i(theta_i')`` with ``H_i`` the Hessian of the support loss:
+autograd computes it (through Hessian-vector products) when the inner gradient is taken
+with ``create_graph=True``. First-order MAML drops the Hessian term.
+
+The implementation is functional: the wrapped model is never modified; the inner loop
+runs :func:`torch.func.functional_call` with adapted copies of its parameters.
+
+BatchNorm policy: every BatchNorm layer must normalise with the statistics of the batch it
+sees (``track_running_stats=False``, as in :class:`metabook.models.Conv4`). In the inner
+loop that is the support set of the task at that step, in the outer loop the query set,
+and the same at test time, as in the MAML paper. No running statistics exist, so none can
+be shared or mutated across tasks. A model with running statistics is refused with an
+error; :func:`without_running_stats` converts a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from metabook.data.episodes import Episode, is_batched
+from metabook.learner import FewShotLearner
+
+__all__ = ["MAML", "MetaSGD", "without_running_stats"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Params = dict[str, torch.Tensor]
+
+
+def without_running_stats(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm layers keep no running statistics."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            module.track_running_stats = False
+            module.running_mean = None
+            module.running_var = None
+            module.num_batches_tracked = None
+    return model
+
+
+def _check_batchnorm(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            raise ValueError(
+                f"BatchNorm layer {name!r} keeps running statistics, which every task would "
+                "share and mutate. Build it with track_running_stats=False (as "
+                "metabook.models.Conv4 does) or wrap metabook.maml.without_running_stats(model)"
+            )
+
+
+class MAML(FewShotLearner):
+    """Model-agnostic meta-learning around any ``nn.Module``.
+
+    Args:
+        model: the network ``f_theta``; its parameters are the meta-parameters.
+        inner_lr: the inner-loop step size ``alpha``.
+        inner_steps: gradient steps on the support set during meta-training.
+        first_order: drop the second-order term (first-order MAML).
+        loss_fn: the inner-loop loss, e.g. ``F.cross_entropy`` or ``F.mse_loss``; also the
+            meta-training loss on the queries.
+        adapt: names of the parameters adapted in the inner loop (default: all). The
+            others are used unchanged by the inner loop and still meta-learned.
+        test_steps: inner steps at test time (default: ``inner_steps``).
+
+    Calling the learner, ``maml(support_x, support_y, query_x)``, adapts to the support
+    set and returns the adapted model's predictions for the queries, differentiable with
+    respect to the model's parameters; with a leading task dimension each task is adapted
+    separately. :meth:`adapt` returns the adapted parameters themselves.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inner_lr: float = 0.4,
+        inner_steps: int = 1,
+        first_order: bool = False,
+        loss_fn: LossFn = F.cross_entropy,
+        adapt: Sequence[str] | None = None,
+        test_steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        if inner_steps < 0 or (test_steps is not None and test_steps < 0):
+            raise ValueError("inner_steps and test_steps must be non-negative")
+        _check_batchnorm(model)
+        self.model = model
+        self.inner_lr = float(inner_lr)
+        self.inner_steps = inner_steps
+        self.test_steps = inner_steps if test_steps is None else test_steps
+        self.first_order = first_order
+        self.loss_fn = loss_fn
+        names = [name for name, _ in model.named_parameters()]
+        if adapt is None:
+            frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+            if frozen:
+                raise ValueError(
+                    f"parameters {frozen} are frozen (requires_grad=False) but MAML adapts "
+                    "every parameter by default: unfreeze them, or pass adapt=[...] with the "
+                    "names of the parameters to adapt"
+                )
+            self.adapted_names = names
+        else:
+            unknown = [n for n in adapt if n not in names]
+            if unknown:
+                raise ValueError(f"adapt names unknown parameters {unknown}; the model has {names}")
+            frozen = [n for n, p in model.named_parameters() if n in adapt and not p.requires_grad]
+            if frozen:
+                raise ValueError(f"parameters {frozen} are frozen (requires_grad=False) and "
+                                 "cannot be adapted")
+            self.adapted_names = list(adapt)
+
+    # -- the inner loop -------------------------------------------------------------------
+    def inner_lrs(self) -> dict[str, torch.Tensor | float]:
+        """The step size of each adapted parameter (a scalar for MAML)."""
+        return dict.fromkeys(self.adapted_names, self.inner_lr)
+
+    def _params(self) -> Params:
+        return dict(self.model.named_parameters())
+
+    def _call(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, params, (x,))
+
+    def adapt(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        steps: int | None = None,
+        create_graph: bool | None = None,
+    ) -> Params:
+        """Parameters adapted to one task by ``steps`` gradient steps on its support set.
+
+        With ``create_graph`` (the default during second-order meta-training) the result
+        is differentiable through the inner loop, Hessian terms included.
+        """
+        steps = (self.inner_steps if self.training else self.test_steps) if steps is None else steps
+        if create_graph is None:
+            create_graph = not self.first_order and torch.is_grad_enabled()
+        params = self._params()
+        lrs = self.inner_lrs()
+        with torch.enable_grad():
+            for step in range(steps):
+                fast = [params[n] for n in self.adapted_names]
+                loss = self.loss_fn(self._call(params, support_x), support_y)
+                grads = torch.autograd.grad(
+                    loss, fast, create_graph=create_graph, allow_unused=True
+                )
+                unused = [n for n, g in zip(self.adapted_names, grads, strict=True) if g is None]
+                if unused:
+                    raise ValueError(
+                        f"parameters {unused} do not affect the inner-loop loss (step {step}); "
+                        "exclude them with adapt=[...] or check the model"
+                    )
+                params = dict(params)
+                for name, grad in zip(self.adapted_names, grads, strict=True):
+                    params[name] = params[name] - lrs[name] * grad
+        return params
+
+    # -- the learner interface ------------------------------------------------------------
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        """Adapt to each task's support set and predict its queries."""
+        if not is_batched(support_x, support_y):
+            return self._call(self.adapt(support_x, support_y), query_x)
+        outputs = [
+            self._call(self.adapt(sx, sy), qx)
+            for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)
+        ]
+        return torch.stack(outputs)
+
+    def loss(self, episode: Episode) -> torch.Tensor:
+        """The meta-training loss: ``loss_fn`` on the queries after adaptation."""
+        if episode.query_y is None:
+            raise ValueError("a training episode needs query_y")
+        out = self(episode.support_x, episode.support_y, episode.query_x)
+        if episode.regression:
+            return self.loss_fn(out, episode.query_y)
+        return self.loss_fn(out.reshape(-1, out.shape[-1]), episode.query_y.reshape(-1))
+
+    def predict(self, episode: Episode) -> torch.Tensor:
+        """Adapt without building a second-order graph, then predict; nothing is kept."""
+        def one(sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
+            params = self.adapt(sx, sy, create_graph=False)
+            with torch.no_grad():
+                return self._call(params, qx)
+
+        if episode.batched:
+            out = torch.stack([
+                one(sx, sy, qx)
+                for sx, sy, qx in zip(
+                    episode.support_x, episode.support_y, episode.query_x, strict=True
+                )
+            ])
+        else:
+            out = one(episode.support_x, episode.support_y, episode.query_x)
+        out = out.detach()
+        return out if episode.regression else out.argmax(-1)
+
+
+class MetaSGD(MAML):
+    """Meta-SGD (Li et al., 2017): MAML with a learned step size for every parameter entry.
+
+    ``theta_i' = theta - alpha * grad L_support_i(theta)`` where ``alpha`` has the shape of
+    ``theta`` and is meta-learned with it (entries may become negative, changing the
+    direction of the step). ``inner_lr`` initialises every entry.
+    """
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1,
+                 first_order: bool = False, loss_fn: LossFn = F.cross_entropy,
+                 adapt: Sequence[str] | None = None, test_steps: int | None = None) -> None:
+        super().__init__(model, inner_lr, inner_steps, first_order, loss_fn, adapt, test_steps)
+        params = self._params()
+        self.lrs = nn.ParameterList(
+            [nn.Parameter(torch.full_like(params[n], inner_lr)) for n in self.adapted_names]
+        )
+
+    def inner_lrs(self) -> dict[str, torch.Tensor | float]:
+        return dict(zip(self.adapted_names, self.lrs, strict=True))
