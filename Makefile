@@ -4,8 +4,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch; on a GPU machine use e.g. `make TORCH=torch book`.
-TORCH ?= torch==2.13.0
+# PyTorch and torchvision pinned to releases that install offline on the CI machines
+# (torchvision is needed by learn2learn, the oracle of the tests); elsewhere any recent
+# pair works, e.g. `make TORCH="torch torchvision" book`.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 SHELL := /bin/bash
 
@@ -16,10 +18,11 @@ endif
 
 .PHONY: book test lint pytest book-check notebooks sync clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile scripts/install_learn2learn.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	scripts/install_learn2learn.sh $(BIN)/python
 	touch $(STAMP)
 
 ## book: execute every chapter and render the book into _build/html

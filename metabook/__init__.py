@@ -9,6 +9,8 @@ from metabook import data, models
 from metabook.devices import device, seed_everything
 from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
 from metabook.learner import FewShotLearner, NearestNeighbour
+from metabook.maml import MAML, MetaSGD
+from metabook.reptile import Reptile
 from metabook.training import TrainHistory, load_checkpoint, meta_train
 
 try:
@@ -19,7 +21,10 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = [
     "EvalResult",
     "FewShotLearner",
+    "MAML",
+    "MetaSGD",
     "NearestNeighbour",
+    "Reptile",
     "TrainHistory",
     "data",
     "device",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +77,15 @@ class MAML(FewShotLearner):
         adapt: names of the parameters adapted in the inner loop (default: all). The
             others are used unchanged by the inner loop and still meta-learned.
         test_steps: inner steps at test time (default: ``inner_steps``).
+        batching: how a batch of episodes is processed: ``"loop"`` adapts one task after
+            another with ``torch.autograd.grad``; ``"vmap"`` adapts all tasks at once with
+            ``torch.func.vmap`` over ``torch.func.grad`` (matrix products become batched
+            products, convolutions grouped ones); ``"auto"`` picks from the measurements
+            in ``benchmarks/RESULTS.md``: the loop for convolutional networks (grouped
+            convolutions are slower than a loop on CPU), vmap for the others. Models with
+            BatchNorm always use the loop: under ``vmap`` the second-order gradient through
+            ``batch_norm`` is wrong (tested here; pytorch/functorch issue 534, the batching
+            rule of batch_norm's backward), so ``batching="vmap"`` refuses them.
 
     Calling the learner, ``maml(support_x, support_y, query_x)``, adapts to the support
     set and returns the adapted model's predictions for the queries, differentiable with
@@ -92,10 +102,23 @@ class MAML(FewShotLearner):
         loss_fn: LossFn = F.cross_entropy,
         adapt: Sequence[str] | None = None,
         test_steps: int | None = None,
+        batching: str = "auto",
     ) -> None:
         super().__init__()
         if inner_steps < 0 or (test_steps is not None and test_steps < 0):
             raise ValueError("inner_steps and test_steps must be non-negative")
+        if batching not in ("auto", "loop", "vmap"):
+            raise ValueError(f"batching must be 'auto', 'loop' or 'vmap', got {batching!r}")
+        self.batching = batching
+        self._has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+        self._has_norm = any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        )
+        if batching == "vmap" and self._has_norm:
+            raise ValueError(
+                "batching='vmap' gives wrong second-order gradients through BatchNorm "
+                "(pytorch/functorch issue 534); use batching='loop' or 'auto' for this model"
+            )
         _check_batchnorm(model)
         self.model = model
         self.inner_lr = float(inner_lr)
@@ -119,8 +142,9 @@ class MAML(FewShotLearner):
                 raise ValueError(f"adapt names unknown parameters {unknown}; the model has {names}")
             frozen = [n for n, p in model.named_parameters() if n in adapt and not p.requires_grad]
             if frozen:
-                raise ValueError(f"parameters {frozen} are frozen (requires_grad=False) and "
-                                 "cannot be adapted")
+                raise ValueError(
+                    f"parameters {frozen} are frozen (requires_grad=False) and cannot be adapted"
+                )
             self.adapted_names = list(adapt)
 
     # -- the inner loop -------------------------------------------------------------------
@@ -169,6 +193,39 @@ class MAML(FewShotLearner):
                     params[name] = params[name] - lrs[name] * grad
         return params
 
+    def _adapt_and_predict_vmapped(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        steps: int,
+        create_graph: bool,
+    ) -> torch.Tensor:
+        """Adapt every task of a batch at once: ``vmap`` over tasks of ``func.grad`` steps."""
+        params = self._params()
+        lrs = self.inner_lrs()
+        names = self.adapted_names
+
+        def one_task(sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
+            current = params
+            for _ in range(steps):
+
+                def inner_loss(fast: Params, base: Params = current) -> torch.Tensor:
+                    return self.loss_fn(self._call({**base, **fast}, sx), sy)
+
+                grads = torch.func.grad(inner_loss)({n: current[n] for n in names})
+                if not create_graph:
+                    grads = {n: g.detach() for n, g in grads.items()}
+                current = {**current, **{n: current[n] - lrs[n] * grads[n] for n in names}}
+            return self._call(current, qx)
+
+        return torch.func.vmap(one_task, randomness="different")(support_x, support_y, query_x)
+
+    def _use_vmap(self) -> bool:
+        if self.batching != "auto":
+            return self.batching == "vmap"
+        return not (self._has_conv or self._has_norm)
+
     # -- the learner interface ------------------------------------------------------------
     def forward(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
@@ -176,6 +233,12 @@ class MAML(FewShotLearner):
         """Adapt to each task's support set and predict its queries."""
         if not is_batched(support_x, support_y):
             return self._call(self.adapt(support_x, support_y), query_x)
+        if self._use_vmap():
+            steps = self.inner_steps if self.training else self.test_steps
+            create_graph = not self.first_order and torch.is_grad_enabled()
+            return self._adapt_and_predict_vmapped(
+                support_x, support_y, query_x, steps, create_graph
+            )
         outputs = [
             self._call(self.adapt(sx, sy), qx)
             for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)
@@ -193,18 +256,21 @@ class MAML(FewShotLearner):
 
     def predict(self, episode: Episode) -> torch.Tensor:
         """Adapt without building a second-order graph, then predict; nothing is kept."""
+
         def one(sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
             params = self.adapt(sx, sy, create_graph=False)
             with torch.no_grad():
                 return self._call(params, qx)
 
         if episode.batched:
-            out = torch.stack([
-                one(sx, sy, qx)
-                for sx, sy, qx in zip(
-                    episode.support_x, episode.support_y, episode.query_x, strict=True
-                )
-            ])
+            out = torch.stack(
+                [
+                    one(sx, sy, qx)
+                    for sx, sy, qx in zip(
+                        episode.support_x, episode.support_y, episode.query_x, strict=True
+                    )
+                ]
+            )
         else:
             out = one(episode.support_x, episode.support_y, episode.query_x)
         out = out.detach()
@@ -219,10 +285,9 @@ class MetaSGD(MAML):
     direction of the step). ``inner_lr`` initialises every entry.
     """
 
-    def __init__(self, model: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1,
-                 first_order: bool = False, loss_fn: LossFn = F.cross_entropy,
-                 adapt: Sequence[str] | None = None, test_steps: int | None = None) -> None:
-        super().__init__(model, inner_lr, inner_steps, first_order, loss_fn, adapt, test_steps)
+    def __init__(self, model: nn.Module, inner_lr: float = 0.4, **kwargs: Any) -> None:
+        """``kwargs`` are those of :class:`MAML` (inner_steps, first_order, loss_fn, ...)."""
+        super().__init__(model, inner_lr, **kwargs)
         params = self._params()
         self.lrs = nn.ParameterList(
             [nn.Parameter(torch.full_like(params[n], inner_lr)) for n in self.adapted_names]

@@ -9,6 +9,9 @@
 # learn2learn imports torchvision and gym at import time, so both must be installed.
 set -euo pipefail
 PY=${1:-python}
+if [[ "$PY" == */* ]]; then  # an absolute path survives the cd below (not readlink: a venv's
+    PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"  # python is a symlink)
+fi
 if "$PY" -c "import learn2learn" >/dev/null 2>&1; then
     exit 0
 fi
