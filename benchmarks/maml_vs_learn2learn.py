@@ -106,8 +106,9 @@ class Theirs(Ours):
         return total / batch.num_tasks
 
 
-def measure(impl, batch, device, repeats: int) -> tuple[list[float], int]:
-    impl.step(batch)  # warm-up
+def step_times(impl, batch, device, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` meta-training steps after one warm-up step."""
+    impl.step(batch)
     synchronize(device)
     times = []
     for _ in range(repeats):
@@ -115,6 +116,11 @@ def measure(impl, batch, device, repeats: int) -> tuple[list[float], int]:
         impl.step(batch)
         synchronize(device)
         times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(impl, batch, device, repeats: int) -> tuple[list[float], int]:
+    times = step_times(impl, batch, device, repeats)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         impl.step(batch)
@@ -204,25 +210,13 @@ def batching(device: torch.device, repeats: int) -> None:
                     learner.loss(b).backward()
                     optimizer.step()
 
-            times, _ = measure_time_only(Step(), batch, device, repeats)
+            times = step_times(Step(), batch, device, repeats)
             speeds[mode] = batch.num_tasks / statistics.median(times)
         print(
             f"| {label} | {batch.num_tasks} | {speeds['loop']:.1f} | {speeds['vmap']:.1f} | "
             f"{speeds['vmap'] / speeds['loop']:.2f}x |",
             flush=True,
         )
-
-
-def measure_time_only(impl, batch, device, repeats):
-    impl.step(batch)
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        impl.step(batch)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times, 0
 
 
 def device_name(device: torch.device) -> str:

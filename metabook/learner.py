@@ -28,17 +28,20 @@ class FewShotLearner(nn.Module):
         """Predictions for ``query_x`` after seeing the labelled support set."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def loss(self, episode: Episode) -> torch.Tensor:
-        """The meta-training loss on an episode or a batch: cross-entropy on the queries.
+    def query_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of query predictions: cross-entropy for class scores ``[..., M, N]``
+        against labels ``[..., M]``, mean squared error for regression targets."""
+        if target.is_floating_point():
+            return F.mse_loss(prediction, target)
+        return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
 
-        Regression episodes use the mean squared error instead.
-        """
+    def loss(self, episode: Episode) -> torch.Tensor:
+        """The meta-training loss on an episode or a batch: :meth:`query_loss` of the
+        predictions for the queries."""
         if episode.query_y is None:
             raise ValueError("a training episode needs query_y")
         out = self(episode.support_x, episode.support_y, episode.query_x)
-        if episode.regression:
-            return F.mse_loss(out, episode.query_y)
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), episode.query_y.reshape(-1))
+        return self.query_loss(out, episode.query_y)
 
     def predict(self, episode: Episode) -> torch.Tensor:
         """Predictions without building a graph: class indices, or values for regression.

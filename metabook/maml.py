@@ -245,14 +245,11 @@ class MAML(FewShotLearner):
         ]
         return torch.stack(outputs)
 
-    def loss(self, episode: Episode) -> torch.Tensor:
-        """The meta-training loss: ``loss_fn`` on the queries after adaptation."""
-        if episode.query_y is None:
-            raise ValueError("a training episode needs query_y")
-        out = self(episode.support_x, episode.support_y, episode.query_x)
-        if episode.regression:
-            return self.loss_fn(out, episode.query_y)
-        return self.loss_fn(out.reshape(-1, out.shape[-1]), episode.query_y.reshape(-1))
+    def query_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``loss_fn`` on the queries after adaptation (the outer loss)."""
+        if target.is_floating_point():
+            return self.loss_fn(prediction, target)
+        return self.loss_fn(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
 
     def predict(self, episode: Episode) -> torch.Tensor:
         """Adapt without building a second-order graph, then predict; nothing is kept."""
