@@ -20,6 +20,14 @@ loop that is the support set of the task at that step, in the outer loop the que
 and the same at test time, as in the MAML paper. No running statistics exist, so none can
 be shared or mutated across tasks. A model with running statistics is refused with an
 error; :func:`without_running_stats` converts a copy.
+
+The option ``batch_norm="per_step"`` (the "per-step batch normalisation running statistics"
+of MAML++, Antoniou et al., 2019) instead keeps one set of running statistics per inner step
+(and one for the query pass), owned by the learner, never by the model: during
+meta-training each step normalises with the batch's statistics and updates its own running
+averages; at test time (``eval()``) step ``s`` normalises with the averages of step ``s``,
+so predictions no longer depend on the other queries of the episode. The model must then
+keep running statistics (``track_running_stats=True``); its own buffers are never touched.
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ class MAML(FewShotLearner):
         adapt: Sequence[str] | None = None,
         test_steps: int | None = None,
         batching: str = "auto",
+        batch_norm: str = "batch",
     ) -> None:
         super().__init__()
         if inner_steps < 0 or (test_steps is not None and test_steps < 0):
@@ -119,8 +128,15 @@ class MAML(FewShotLearner):
                 "batching='vmap' gives wrong second-order gradients through BatchNorm "
                 "(pytorch/functorch issue 534); use batching='loop' or 'auto' for this model"
             )
-        _check_batchnorm(model)
+        if batch_norm not in ("batch", "per_step"):
+            raise ValueError(f"batch_norm must be 'batch' or 'per_step', got {batch_norm!r}")
+        self.batch_norm = batch_norm
         self.model = model
+        self._step_buffers: list[dict[str, str]] = []
+        if batch_norm == "batch":
+            _check_batchnorm(model)
+        else:
+            self._init_step_buffers(model, inner_steps)
         self.inner_lr = float(inner_lr)
         self.inner_steps = inner_steps
         self.test_steps = inner_steps if test_steps is None else test_steps
@@ -155,8 +171,37 @@ class MAML(FewShotLearner):
     def _params(self) -> Params:
         return dict(self.model.named_parameters())
 
-    def _call(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.model, params, (x,))
+    def _init_step_buffers(self, model: nn.Module, inner_steps: int) -> None:
+        """Copy every BatchNorm buffer once per inner step and once for the query pass."""
+        norm_buffers = [
+            f"{name}.{buffer}" if name else buffer
+            for name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+            for buffer in ("running_mean", "running_var", "num_batches_tracked")
+        ]
+        if not norm_buffers:
+            raise ValueError(
+                "batch_norm='per_step' keeps per-step running statistics of BatchNorm layers, "
+                "but the model has no BatchNorm layer with track_running_stats=True"
+            )
+        buffers = dict(model.named_buffers())
+        for step in range(inner_steps + 1):
+            names = {}
+            for name in norm_buffers:
+                key = f"step{step}__{name.replace('.', '__')}"
+                self.register_buffer(key, buffers[name].detach().clone())
+                names[name] = key
+            self._step_buffers.append(names)
+
+    def _call(self, params: Params, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """The model with ``params``; ``step`` picks the per-step BatchNorm statistics
+        (``None``: those of the query pass)."""
+        if not self._step_buffers:
+            return functional_call(self.model, params, (x,))
+        last = len(self._step_buffers) - 1
+        index = last if step is None else min(step, last - 1)
+        buffers = {name: getattr(self, key) for name, key in self._step_buffers[index].items()}
+        return functional_call(self.model, {**params, **buffers}, (x,))
 
     def adapt(
         self,
@@ -178,7 +223,7 @@ class MAML(FewShotLearner):
         with torch.enable_grad():
             for step in range(steps):
                 fast = [params[n] for n in self.adapted_names]
-                loss = self.loss_fn(self._call(params, support_x), support_y)
+                loss = self.loss_fn(self._call(params, support_x, step), support_y)
                 grads = torch.autograd.grad(
                     loss, fast, create_graph=create_graph, allow_unused=True
                 )

@@ -244,3 +244,45 @@ def test_vmap_is_refused_where_it_would_be_wrong():
     assert not MAML(Conv4(out_features=5))._use_vmap()
     with pytest.raises(ValueError, match="batching must be"):
         MAML(nn.Linear(2, 2), batching="fast")
+
+
+def test_per_step_batchnorm_statistics_by_hand():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).double()
+    sx, sy = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1] * 3)
+    qx = torch.randn(5, 3, dtype=torch.float64)
+    maml = MAML(model, inner_lr=0.1, inner_steps=2, batch_norm="per_step")
+    params_after = [maml.adapt(sx, sy, steps=s, create_graph=False) for s in range(3)]
+    for key in [k for k, _ in maml.named_buffers()]:  # adapt() above already updated them
+        buffer = maml.get_buffer(key)
+        buffer.zero_() if "running_mean" in key or "batches" in key else buffer.fill_(1.0)
+
+    maml(sx, sy, qx)  # one training-mode episode: 2 inner steps and the query pass
+
+    def expected(params, x):
+        features = x @ params["0.weight"].T + params["0.bias"]
+        return 0.1 * features.mean(0), 0.9 + 0.1 * features.var(0, unbiased=True)
+
+    for step, (params, x) in enumerate(
+        [(params_after[0], sx), (params_after[1], sx), (params_after[2], qx)]
+    ):
+        mean, var = expected(params, x)
+        torch.testing.assert_close(maml.get_buffer(f"step{step}__1__running_mean"), mean)
+        torch.testing.assert_close(maml.get_buffer(f"step{step}__1__running_var"), var)
+        assert maml.get_buffer(f"step{step}__1__num_batches_tracked").item() == 1
+    assert torch.equal(model[1].running_mean, torch.zeros(4))  # the model's own: untouched
+
+    # at test time each step normalises with its own running statistics, so a query's
+    # prediction no longer depends on the other queries
+    maml.eval()
+    alone = maml(sx, sy, qx[:1])
+    together = maml(sx, sy, qx)
+    torch.testing.assert_close(alone, together[:1])
+    assert "step2__1__running_var" in maml.state_dict()
+
+
+def test_per_step_batchnorm_needs_running_statistics():
+    with pytest.raises(ValueError, match="no BatchNorm layer with track_running_stats=True"):
+        MAML(Conv4(out_features=5), batch_norm="per_step")
+    with pytest.raises(ValueError, match="batch_norm must be"):
+        MAML(Conv4(out_features=5), batch_norm="running")
