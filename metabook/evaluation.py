@@ -25,6 +25,9 @@ def _mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (prediction - target).pow(2).flatten(-2).mean(-1)
 
 
+_METRICS: dict[str, Metric] = {"accuracy": _accuracy, "mse": _mse}
+
+
 def mean_confidence_interval(values: torch.Tensor, z: float = 1.96) -> tuple[float, float]:
     """Mean and the half-width of its normal-approximation interval, ``z * s / sqrt(n)``.
 
@@ -78,31 +81,28 @@ def evaluate(
             device = next(learner.parameters()).device
         except StopIteration:
             device = torch.device("cpu")
+    if isinstance(metric, str) and metric not in _METRICS:
+        raise ValueError(f"unknown metric {metric!r}: use 'accuracy', 'mse' or a function")
     was_training = learner.training
     learner.eval()
     values: list[torch.Tensor] = []
-    name = metric if isinstance(metric, str) else None
+    name = "metric"
     try:
         for episode in tqdm(episodes, desc="evaluate", disable=not progress, leave=False):
             if episode.query_y is None:
                 raise ValueError("evaluation episodes need query_y")
             episode = episode.to(device)
-            if metric is None:
-                name = "mse" if episode.regression else "accuracy"
             if callable(metric):
                 fn, name = metric, getattr(metric, "__name__", "metric")
-            elif name in ("accuracy", "mse"):
-                fn = _accuracy if name == "accuracy" else _mse
             else:
-                raise ValueError(f"unknown metric {metric!r}: use 'accuracy', 'mse' or a function")
-            prediction = learner.predict(episode)
-            values.append(
-                torch.as_tensor(fn(prediction, episode.query_y)).detach().cpu().reshape(-1)
-            )
+                name = metric or ("mse" if episode.regression else "accuracy")
+                fn = _METRICS[name]
+            score = fn(learner.predict(episode), episode.query_y)
+            values.append(torch.as_tensor(score).detach().cpu().reshape(-1))
     finally:
         learner.train(was_training)
     if not values:
         raise ValueError("no episodes were given to evaluate")
     stacked = torch.cat(values)
     mean, ci95 = mean_confidence_interval(stacked)
-    return EvalResult(mean=mean, ci95=ci95, values=stacked, metric=str(name))
+    return EvalResult(mean=mean, ci95=ci95, values=stacked, metric=name)
