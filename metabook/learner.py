@@ -5,7 +5,7 @@ Defined in the chapter "Core concepts". A learner is an ``nn.Module`` called as
 scores (logits) ``[M, N]`` for an episode of ``N`` classes, or ``[B, M, N]`` for a batch of
 ``B`` episodes. Training calls :meth:`FewShotLearner.loss` on a batch of episodes, and
 evaluation calls :meth:`FewShotLearner.predict`; so any learner works with
-:func:`metabook.evaluate` and :func:`metabook.meta_train`.
+:func:`~metabook.evaluation.evaluate` and :func:`~metabook.training.meta_train`.
 """
 
 from __future__ import annotations

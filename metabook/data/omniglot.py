@@ -213,7 +213,7 @@ class Omniglot(torch.utils.data.Dataset):
         labels: int64 tensor ``[N]`` indexing :attr:`classes`.
         classes: class names ``"Alphabet/characterNN"`` (with ``"/rot90"`` etc. for rotations).
         drawers: int64 tensor ``[N]``: which of the 20 people drew the image (0..19).
-        alphabets: the alphabet names, and :attr:`class_alphabet` the alphabet index of
+        alphabets: the alphabet names, and ``class_alphabet`` the alphabet index of
             each class, for splits and episodes by alphabet.
 
     The decoded images are cached (``$METABOOK_CACHE`` or ``~/.cache/metabook``), so only the
@@ -296,7 +296,7 @@ class OmniglotOneShotRuns(Sequence[Episode]):
     ``runNN/test/itemMM.png runNN/training/classKK.png``. Reads ``all_runs.zip`` or its
     extracted ``all_runs`` folder, found like :class:`Omniglot`'s files.
 
-    Indexing gives an :class:`~metabook.data.Episode` whose support label ``k`` is
+    Indexing gives an :class:`~metabook.data.episodes.Episode` whose support label ``k`` is
     ``classKK`` with ``KK = k + 1``.
     """
 
