@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
 
 from metabook.data.episodes import Episode, is_batched
 from metabook.learner import FewShotLearner
@@ -94,6 +95,12 @@ class MAML(FewShotLearner):
             BatchNorm always use the loop: under ``vmap`` the second-order gradient through
             ``batch_norm`` is wrong (tested here; pytorch/functorch issue 534, the batching
             rule of batch_norm's backward), so ``batching="vmap"`` refuses them.
+        batch_norm: ``"batch"`` (batch statistics everywhere, the default) or
+            ``"per_step"`` (running statistics per inner step, see the module docstring).
+        checkpoint_steps: for long second-order inner loops, keep only each step's input
+            parameters and recompute the step during the backward pass
+            (``torch.utils.checkpoint``): the same gradients for less memory and about one
+            more forward pass per step (measured in ``benchmarks/RESULTS.md``).
 
     Calling the learner, ``maml(support_x, support_y, query_x)``, adapts to the support
     set and returns the adapted model's predictions for the queries, differentiable with
@@ -112,6 +119,7 @@ class MAML(FewShotLearner):
         test_steps: int | None = None,
         batching: str = "auto",
         batch_norm: str = "batch",
+        checkpoint_steps: bool = False,
     ) -> None:
         super().__init__()
         if inner_steps < 0 or (test_steps is not None and test_steps < 0):
@@ -131,6 +139,12 @@ class MAML(FewShotLearner):
         if batch_norm not in ("batch", "per_step"):
             raise ValueError(f"batch_norm must be 'batch' or 'per_step', got {batch_norm!r}")
         self.batch_norm = batch_norm
+        if checkpoint_steps and batch_norm == "per_step":
+            raise ValueError(
+                "checkpoint_steps recomputes inner steps, which would update the per-step "
+                "BatchNorm statistics twice; use one or the other"
+            )
+        self.checkpoint_steps = checkpoint_steps
         self.model = model
         self._step_buffers: list[dict[str, str]] = []
         if batch_norm == "batch":
@@ -220,23 +234,28 @@ class MAML(FewShotLearner):
             create_graph = not self.first_order and torch.is_grad_enabled()
         params = self._params()
         lrs = self.inner_lrs()
+        names = self.adapted_names
+
+        def inner_step(step: int, *fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            current = {**params, **dict(zip(names, fast, strict=True))}
+            loss = self.loss_fn(self._call(current, support_x, step), support_y)
+            grads = torch.autograd.grad(loss, fast, create_graph=create_graph, allow_unused=True)
+            unused = [n for n, g in zip(names, grads, strict=True) if g is None]
+            if unused:
+                raise ValueError(
+                    f"parameters {unused} do not affect the inner-loop loss (step {step}); "
+                    "exclude them with adapt=[...] or check the model"
+                )
+            return tuple(p - lrs[n] * g for n, p, g in zip(names, fast, grads, strict=True))
+
+        fast = tuple(params[n] for n in names)
         with torch.enable_grad():
             for step in range(steps):
-                fast = [params[n] for n in self.adapted_names]
-                loss = self.loss_fn(self._call(params, support_x, step), support_y)
-                grads = torch.autograd.grad(
-                    loss, fast, create_graph=create_graph, allow_unused=True
-                )
-                unused = [n for n, g in zip(self.adapted_names, grads, strict=True) if g is None]
-                if unused:
-                    raise ValueError(
-                        f"parameters {unused} do not affect the inner-loop loss (step {step}); "
-                        "exclude them with adapt=[...] or check the model"
-                    )
-                params = dict(params)
-                for name, grad in zip(self.adapted_names, grads, strict=True):
-                    params[name] = params[name] - lrs[name] * grad
-        return params
+                if self.checkpoint_steps and create_graph:
+                    fast = checkpoint(inner_step, step, *fast, use_reentrant=False)
+                else:
+                    fast = inner_step(step, *fast)
+        return {**params, **dict(zip(names, fast, strict=True))}
 
     def _adapt_and_predict_vmapped(
         self,

@@ -286,3 +286,28 @@ def test_per_step_batchnorm_needs_running_statistics():
         MAML(Conv4(out_features=5), batch_norm="per_step")
     with pytest.raises(ValueError, match="batch_norm must be"):
         MAML(Conv4(out_features=5), batch_norm="running")
+
+
+@pytest.mark.parametrize("method", [MAML, MetaSGD])
+def test_checkpointed_inner_steps_give_the_same_meta_gradient(method):
+    torch.manual_seed(0)
+    model = Conv4(out_features=5).double()
+    data = torch.utils.data.TensorDataset(
+        torch.rand(50, 1, 28, 28).double(), torch.arange(5).repeat(10)
+    )
+    batch = EpisodeSampler(data, 5, 1, 3, seed=0).sample(batch_size=2)
+    grads = []
+    for checkpoint_steps in (False, True):
+        learner = method(
+            copy.deepcopy(model), inner_lr=0.4, inner_steps=3, checkpoint_steps=checkpoint_steps
+        )
+        learner.loss(batch).backward()
+        grads.append([p.grad for p in learner.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="twice"):
+        MAML(
+            nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)),
+            batch_norm="per_step",
+            checkpoint_steps=True,
+        )

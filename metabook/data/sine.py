@@ -25,9 +25,10 @@ class SineTasks:
         amplitude, phase, x_range: the uniform ranges of the task family.
         seed: seeds the family's own generator.
 
-    ``sample(batch_size)`` returns an :class:`~metabook.data.episodes.Episode` with ``regression=True``, inputs and
-    targets of shape ``[B, K, 1]``, and ``info`` holding each task's ``amplitude`` and
-    ``phase`` so that the true curve can be drawn with :meth:`curve`.
+    ``sample(batch_size)`` returns an :class:`~metabook.data.episodes.Episode` with
+    ``regression=True``, inputs and targets of shape ``[B, K, 1]``, and ``info`` holding each
+    task's ``amplitude`` and ``phase`` so that the true curve can be drawn with
+    :meth:`curve`.
     """
 
     def __init__(
