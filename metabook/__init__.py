@@ -10,6 +10,7 @@ from metabook.devices import device, seed_everything
 from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
 from metabook.learner import FewShotLearner, NearestNeighbour
 from metabook.maml import MAML, MetaSGD
+from metabook.metric import MatchingNetwork, ProtoNet, SiameseNetwork
 from metabook.reptile import Reptile
 from metabook.training import TrainHistory, load_checkpoint, meta_train
 
@@ -22,9 +23,12 @@ __all__ = [
     "EvalResult",
     "FewShotLearner",
     "MAML",
+    "MatchingNetwork",
     "MetaSGD",
     "NearestNeighbour",
+    "ProtoNet",
     "Reptile",
+    "SiameseNetwork",
     "TrainHistory",
     "data",
     "device",
