@@ -212,3 +212,20 @@ def test_sampler_on_real_omniglot_uses_the_images(data_root):
     index = episode.info["indices"]  # [B, N, K+Q] dataset indices
     assert torch.equal(episode.support_x[1, 5], omniglot.images[index[1, 1, 0]])
     assert torch.equal(omniglot.labels[index[0, :, 0]], episode.info["classes"][0])
+
+
+def test_episodes_within_one_group():
+    data = toy_dataset(classes=12)
+    group_of = torch.tensor([0] * 5 + [1] * 4 + [2] * 3)  # group 2 is too small for 4-way
+    sampler = EpisodeSampler(data, ways=4, shots=1, queries=1, groups=group_of, seed=0)
+    seen = set()
+    for _ in range(60):
+        classes = sampler.sample().info["classes"]
+        groups = set(group_of[classes].tolist())
+        assert len(groups) == 1 and groups != {2}
+        seen |= groups
+    assert seen == {0, 1}  # both eligible groups are drawn
+    with pytest.raises(ValueError, match="the largest has 5"):
+        EpisodeSampler(data, ways=6, shots=1, queries=1, groups=group_of)
+    with pytest.raises(ValueError, match="give the group of every class"):
+        EpisodeSampler(data, ways=2, shots=1, queries=1, groups=group_of[:5])

@@ -253,6 +253,10 @@ class EpisodeSampler:
             :func:`split_classes`), by default all.
         seed: seeds the sampler's own generator; two samplers with the same arguments and
             seed give the same episodes.
+        groups: optionally, the group of every dataset class (a sequence indexed by class,
+            e.g. ``Omniglot.class_alphabet``): each episode then draws all its classes from
+            one group, chosen uniformly among the groups with at least ``ways`` usable
+            classes. This is the within-alphabet protocol of the official one-shot runs.
 
     The dataset is checked up front: there must be at least ``ways`` classes with at least
     ``shots + queries`` examples each, or a :class:`ValueError` says what is missing.
@@ -268,6 +272,7 @@ class EpisodeSampler:
         queries: int,
         classes: Sequence[int] | torch.Tensor | None = None,
         seed: int = 0,
+        groups: Sequence[int] | torch.Tensor | None = None,
     ) -> None:
         for name, value, low in (("ways", ways, 2), ("shots", shots, 1), ("queries", queries, 0)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -306,14 +311,32 @@ class EpisodeSampler:
                 "classes= without them"
             )
         self.classes = allowed
+        self._pools = [allowed]
+        if groups is not None:
+            group_of = torch.as_tensor(groups, dtype=torch.int64).reshape(-1)
+            if group_of.numel() <= int(allowed.max()):
+                raise ValueError(
+                    f"groups has {group_of.numel()} entries but class {int(allowed.max())} "
+                    "needs one: give the group of every class, indexed by class"
+                )
+            pools = [allowed[group_of[allowed] == g] for g in torch.unique(group_of[allowed])]
+            self._pools = [pool for pool in pools if pool.numel() >= ways]
+            if not self._pools:
+                largest = max(pool.numel() for pool in pools)
+                raise ValueError(
+                    f"{ways}-way episodes within one group need a group with {ways} classes, "
+                    f"but the largest has {largest}; lower ways or drop groups="
+                )
         self._order, self._counts, self._starts = order, counts, starts
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
     def _indices(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Dataset indices ``[N, K+Q]`` of one episode, and the dataset class of each label."""
-        pick = torch.randperm(self.classes.numel(), generator=generator)[: self.ways]
-        chosen = self.classes[pick]
+        pool = self._pools[0]
+        if len(self._pools) > 1:
+            pool = self._pools[int(torch.randint(len(self._pools), (1,), generator=generator))]
+        chosen = pool[torch.randperm(pool.numel(), generator=generator)[: self.ways]]
         rows = []
         for cls in chosen.tolist():
             within = torch.randperm(int(self._counts[cls]), generator=generator)
