@@ -1,0 +1,5 @@
+"""``python -m metabook`` runs the command line (see :mod:`metabook.cli`)."""
+
+from metabook.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The metabook command end to end, on fixtures in the published Omniglot layouts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+
+from metabook.cli import main, restore
+from tests.conftest import write_omniglot_split, write_one_shot_runs
+
+
+@pytest.fixture
+def fixture_root(tmp_path):
+    write_omniglot_split(
+        tmp_path, "evaluation", {"Atlantean": 4, "Kannada": 4, "Oriya": 4}, drawers=4
+    )
+    write_one_shot_runs(tmp_path, runs=3)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_train_eval_and_eval_runs(fixture_root, capsys):
+    out_dir = fixture_root / "run"
+    status, out, err = run(
+        capsys,
+        "train",
+        "--method",
+        "protonet",
+        "--dataset",
+        "omniglot:evaluation",
+        "--data-root",
+        fixture_root,
+        "--ways",
+        3,
+        "--shots",
+        1,
+        "--queries",
+        1,
+        "--steps",
+        4,
+        "--val-fraction",
+        0.25,
+        "--val-episodes",
+        4,
+        "--val-every",
+        2,
+        "--out",
+        out_dir,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert status == 0, err
+    assert (out_dir / "last.pt").exists() and (out_dir / "best.pt").exists()
+    learner, config = restore(out_dir / "last.pt")
+    assert config["method"] == "protonet" and config["backbone"] == "Conv4"
+    assert config["preprocessing"]["image_size"] == 28
+    assert config["args"]["steps"] == 4 and config["args"]["ways"] == 3
+    trained = torch.load(out_dir / "last.pt", weights_only=True)["state_dict"]
+    for name, value in learner.state_dict().items():
+        assert torch.equal(value, trained[name])
+
+    status, out, err = run(
+        capsys,
+        "eval",
+        "--checkpoint",
+        out_dir / "last.pt",
+        "--dataset",
+        "omniglot:evaluation",
+        "--data-root",
+        fixture_root,
+        "--ways",
+        3,
+        "--shots",
+        1,
+        "--queries",
+        2,
+        "--episodes",
+        5,
+        "--within-alphabet",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert status == 0, err
+    assert "protonet, 3-way 1-shot (within one alphabet):" in out and "(5 episodes)" in out
+
+    status, out, err = run(
+        capsys,
+        "eval-runs",
+        "--checkpoint",
+        out_dir / "last.pt",
+        "--runs",
+        fixture_root,
+        "--device",
+        "cpu",
+    )
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split("(")[0].strip() for line in lines[:3]] == ["run  1", "run  2", "run  3"]
+    # in the fixture every test item is a copy of its class image: no errors
+    assert lines[-1].startswith("average error 0.0% over 3 runs")
+
+
+def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):
+    out_dir = fixture_root / "maml"
+    status, _, err = run(
+        capsys,
+        "train",
+        "--method",
+        "maml",
+        "--dataset",
+        "omniglot:evaluation",
+        "--data-root",
+        fixture_root,
+        "--ways",
+        3,
+        "--queries",
+        1,
+        "--steps",
+        1,
+        "--val-episodes",
+        0,
+        "--out",
+        out_dir,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert status == 0, err
+    status, _, err = run(
+        capsys,
+        "eval-runs",
+        "--checkpoint",
+        out_dir / "last.pt",
+        "--runs",
+        fixture_root,
+        "--device",
+        "cpu",
+    )
+    assert status == 2 and "3-way head and cannot classify 20-way episodes" in err
+    status, _, err = run(
+        capsys,
+        "eval",
+        "--checkpoint",
+        out_dir / "last.pt",
+        "--dataset",
+        "mnist:train",
+        "--ways",
+        3,
+        "--device",
+        "cpu",
+    )
+    assert status == 2 and "unknown dataset 'mnist:train'" in err
+    status, _, err = run(capsys, "eval", "--checkpoint", fixture_root / "none.pt")
+    assert status == 2 and "none.pt" in err
+
+
+def test_the_console_script_is_declared_and_the_module_runs():
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"metabook": "metabook.cli:main"}
+    out = subprocess.run(
+        [sys.executable, "-m", "metabook", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--method {protonet,matching,siamese,maml,fomaml,reptile,metasgd}" in out.stdout
