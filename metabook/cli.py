@@ -154,8 +154,17 @@ def _eval(args: argparse.Namespace) -> None:
     _check_ways(config, args.ways)
     image_size = config["preprocessing"]["image_size"]
     data = load_dataset(args.dataset, args.data_root, image_size)
+    classes = None
+    if args.held_out:
+        trained = load_dataset(config["preprocessing"]["dataset"], args.data_root, image_size)
+        seen = {name.split("/")[0] for name in trained.classes}
+        classes = [c for c, name in enumerate(data.classes) if name.split("/")[0] not in seen]
+        if not classes:
+            raise ValueError(f"every alphabet of {args.dataset} was seen in training")
     groups = data.class_alphabet if args.within_alphabet else None
-    sampler = EpisodeSampler(data, args.ways, args.shots, args.queries, groups=groups)
+    sampler = EpisodeSampler(
+        data, args.ways, args.shots, args.queries, classes=classes, groups=groups
+    )
     device = pick_device(args.device)
     learner.to(device)
     result = evaluate(
@@ -165,6 +174,8 @@ def _eval(args: argparse.Namespace) -> None:
         progress=not args.quiet,
     )
     protocol = "within one alphabet" if args.within_alphabet else "across alphabets"
+    if args.held_out:
+        protocol += ", alphabets not seen in training"
     print(f"{config['method']}, {args.ways}-way {args.shots}-shot ({protocol}): {result}")
 
 
@@ -232,6 +243,11 @@ def parser() -> argparse.ArgumentParser:
         "--within-alphabet",
         action="store_true",
         help="draw every episode's classes from one alphabet",
+    )
+    ev.add_argument(
+        "--held-out",
+        action="store_true",
+        help="only alphabets absent from the checkpoint's training dataset",
     )
     common(ev)
     ev.set_defaults(func=_eval)

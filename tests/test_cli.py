@@ -95,6 +95,25 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     assert status == 0, err
     assert "protonet, 3-way 1-shot (within one alphabet):" in out and "(5 episodes)" in out
 
+    # the training dataset's alphabets are all in the evaluation dataset: nothing is held out
+    status, out, err = run(
+        capsys,
+        "eval",
+        "--checkpoint",
+        out_dir / "last.pt",
+        "--dataset",
+        "omniglot:evaluation",
+        "--data-root",
+        fixture_root,
+        "--ways",
+        3,
+        "--held-out",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert status == 2 and "every alphabet of omniglot:evaluation was seen in training" in err
+
     status, out, err = run(
         capsys,
         "eval-runs",
