@@ -3,6 +3,7 @@
 from metabook.data.episodes import Episode, EpisodeSampler, split_classes
 from metabook.data.files import DataNotFoundError, cache_dir
 from metabook.data.omniglot import Omniglot, OmniglotOneShotRuns
+from metabook.data.pairs import PairSampler
 from metabook.data.sine import SineTasks
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "EpisodeSampler",
     "Omniglot",
     "OmniglotOneShotRuns",
+    "PairSampler",
     "SineTasks",
     "cache_dir",
     "split_classes",
