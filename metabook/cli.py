@@ -66,7 +66,7 @@ def build_learner(method: str, ways: int, image_size: int = 28) -> FewShotLearne
     )
 
 
-def load_dataset(spec: str, root: str | None, image_size: int, rotations: bool = False):
+def load_dataset(spec: str, root: str | None, image_size: int, rotations: bool = False) -> Omniglot:
     """``omniglot:SPLIT[+SPLIT...]`` as a dataset."""
     name, _, split = spec.partition(":")
     if name != "omniglot" or not split:

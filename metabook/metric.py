@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from metabook.data.episodes import Episode
 from metabook.learner import FewShotLearner, class_max
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
 DISTANCES = ("sqeuclidean", "euclidean", "cosine")
 
 
-def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int | None = None):
+def prototypes(
+    embeddings: torch.Tensor, labels: torch.Tensor, ways: int | None = None
+) -> torch.Tensor:
     """Class means of support embeddings: ``[..., S, D]`` with labels ``[..., S]`` give
     ``[..., N, D]``, whatever the order of the labels (seed 004's ``compute_prototypes``,
     batched). Every class ``0..N-1`` must have at least one example."""
@@ -42,7 +45,7 @@ def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int | None 
     return one_hot.transpose(-1, -2) @ embeddings / counts.unsqueeze(-1)
 
 
-def pairwise_distance(a: torch.Tensor, b: torch.Tensor, kind: str = "sqeuclidean"):
+def pairwise_distance(a: torch.Tensor, b: torch.Tensor, kind: str = "sqeuclidean") -> torch.Tensor:
     """Distances between ``a [..., M, D]`` and ``b [..., N, D]``: ``[..., M, N]``.
 
     ``"sqeuclidean"``: ``||a - b||^2``; ``"euclidean"``: ``||a - b||``; ``"cosine"``:
@@ -59,7 +62,9 @@ def pairwise_distance(a: torch.Tensor, b: torch.Tensor, kind: str = "sqeuclidean
     raise ValueError(f"unknown distance {kind!r}: choose from {DISTANCES}")
 
 
-def _embed(backbone: nn.Module, support_x: torch.Tensor, query_x: torch.Tensor):
+def _embed(
+    backbone: nn.Module, support_x: torch.Tensor, query_x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Embed support and query examples in one backbone call; split the result."""
     split = support_x.shape[-4] if support_x.dim() >= 4 else support_x.shape[-2]
     dim = -4 if support_x.dim() >= 4 else -2
@@ -124,7 +129,9 @@ class MatchingNetwork(FewShotLearner):
         return probabilities.clamp_min(1e-12).log()
 
 
-def contrastive_loss(distance: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0):
+def contrastive_loss(
+    distance: torch.Tensor, dissimilar: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
     """The contrastive loss of seed 003: ``(1 - y) D^2 + y max(0, m - D)^2``, averaged.
 
     Convention: ``dissimilar = 1`` marks a pair of *different* classes (pushed beyond the
@@ -177,7 +184,9 @@ class SiameseNetwork(FewShotLearner):
         support, query = _embed(self.backbone, support_x, query_x)
         return class_max(self.pair_scores(query, support), support_y)
 
-    def loss(self, episode) -> torch.Tensor:
+    def loss(self, episode: Episode) -> torch.Tensor:
+        """Contrastive (or binary cross-entropy) loss on all (query, support) pairs, with
+        same-class and different-class pairs weighted equally."""
         if episode.query_y is None:
             raise ValueError("a training episode needs query_y")
         support, query = _embed(self.backbone, episode.support_x, episode.query_x)

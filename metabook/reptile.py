@@ -79,7 +79,7 @@ class Reptile(FewShotLearner):
                 }
         return params
 
-    def _tasks(self, episode: Episode):
+    def _tasks(self, episode: Episode) -> list[Episode]:
         if episode.batched:
             return [episode.task(i) for i in range(episode.num_tasks)]
         return [episode]
