@@ -1,4 +1,4 @@
-"""The ``metabook`` command: train, evaluate, and run the official one-shot runs.
+"""The ``metabook`` command: train, evaluate, and run the official one-shot runs::
 
     metabook train --method protonet --dataset omniglot:background_small1+background_small2 \\
         --ways 20 --shots 1 --queries 5 --steps 2000 --out runs/protonet
@@ -199,7 +199,9 @@ def _eval_runs(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command-line interface of ``metabook``."""
-    top = argparse.ArgumentParser(prog="metabook", description=__doc__.split("\n")[0])
+    top = argparse.ArgumentParser(
+        prog="metabook", description="Train and evaluate the few-shot learners of metabook."
+    )
     sub = top.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
