@@ -23,42 +23,20 @@ def fixture_root(tmp_path):
     return tmp_path
 
 
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
+def run(capsys, command: str) -> tuple[int, str, str]:
+    """Run ``metabook COMMAND`` in-process; the command is split on white space."""
+    status = main(command.split())
     out = capsys.readouterr()
     return status, out.out, out.err
 
 
 def test_train_eval_and_eval_runs(fixture_root, capsys):
     out_dir = fixture_root / "run"
+    data = f"--dataset omniglot:evaluation --data-root {fixture_root} --device cpu --quiet"
     status, out, err = run(
         capsys,
-        "train",
-        "--method",
-        "protonet",
-        "--dataset",
-        "omniglot:evaluation",
-        "--data-root",
-        fixture_root,
-        "--ways",
-        3,
-        "--shots",
-        1,
-        "--queries",
-        1,
-        "--steps",
-        4,
-        "--val-fraction",
-        0.25,
-        "--val-episodes",
-        4,
-        "--val-every",
-        2,
-        "--out",
-        out_dir,
-        "--device",
-        "cpu",
-        "--quiet",
+        f"train --method protonet {data} --ways 3 --shots 1 --queries 1 --steps 4 "
+        f"--val-fraction 0.25 --val-episodes 4 --val-every 2 --out {out_dir}",
     )
     assert status == 0, err
     assert (out_dir / "last.pt").exists() and (out_dir / "best.pt").exists()
@@ -70,60 +48,19 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     for name, value in learner.state_dict().items():
         assert torch.equal(value, trained[name])
 
+    checkpoint = f"--checkpoint {out_dir / 'last.pt'}"
     status, out, err = run(
         capsys,
-        "eval",
-        "--checkpoint",
-        out_dir / "last.pt",
-        "--dataset",
-        "omniglot:evaluation",
-        "--data-root",
-        fixture_root,
-        "--ways",
-        3,
-        "--shots",
-        1,
-        "--queries",
-        2,
-        "--episodes",
-        5,
-        "--within-alphabet",
-        "--device",
-        "cpu",
-        "--quiet",
+        f"eval {checkpoint} {data} --ways 3 --shots 1 --queries 2 --episodes 5 --within-alphabet",
     )
     assert status == 0, err
     assert "protonet, 3-way 1-shot (within one alphabet):" in out and "(5 episodes)" in out
 
     # the training dataset's alphabets are all in the evaluation dataset: nothing is held out
-    status, out, err = run(
-        capsys,
-        "eval",
-        "--checkpoint",
-        out_dir / "last.pt",
-        "--dataset",
-        "omniglot:evaluation",
-        "--data-root",
-        fixture_root,
-        "--ways",
-        3,
-        "--held-out",
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    status, out, err = run(capsys, f"eval {checkpoint} {data} --ways 3 --held-out")
     assert status == 2 and "every alphabet of omniglot:evaluation was seen in training" in err
 
-    status, out, err = run(
-        capsys,
-        "eval-runs",
-        "--checkpoint",
-        out_dir / "last.pt",
-        "--runs",
-        fixture_root,
-        "--device",
-        "cpu",
-    )
+    status, out, err = run(capsys, f"eval-runs {checkpoint} --runs {fixture_root} --device cpu")
     assert status == 0, err
     lines = out.strip().splitlines()
     assert [line.split("(")[0].strip() for line in lines[:3]] == ["run  1", "run  2", "run  3"]
@@ -135,53 +72,16 @@ def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):
     out_dir = fixture_root / "maml"
     status, _, err = run(
         capsys,
-        "train",
-        "--method",
-        "maml",
-        "--dataset",
-        "omniglot:evaluation",
-        "--data-root",
-        fixture_root,
-        "--ways",
-        3,
-        "--queries",
-        1,
-        "--steps",
-        1,
-        "--val-episodes",
-        0,
-        "--out",
-        out_dir,
-        "--device",
-        "cpu",
-        "--quiet",
+        f"train --method maml --dataset omniglot:evaluation --data-root {fixture_root} "
+        f"--ways 3 --queries 1 --steps 1 --val-episodes 0 --out {out_dir} --device cpu --quiet",
     )
     assert status == 0, err
-    status, _, err = run(
-        capsys,
-        "eval-runs",
-        "--checkpoint",
-        out_dir / "last.pt",
-        "--runs",
-        fixture_root,
-        "--device",
-        "cpu",
-    )
+    checkpoint = f"--checkpoint {out_dir / 'last.pt'}"
+    status, _, err = run(capsys, f"eval-runs {checkpoint} --runs {fixture_root} --device cpu")
     assert status == 2 and "3-way head and cannot classify 20-way episodes" in err
-    status, _, err = run(
-        capsys,
-        "eval",
-        "--checkpoint",
-        out_dir / "last.pt",
-        "--dataset",
-        "mnist:train",
-        "--ways",
-        3,
-        "--device",
-        "cpu",
-    )
+    status, _, err = run(capsys, f"eval {checkpoint} --dataset mnist:train --ways 3")
     assert status == 2 and "unknown dataset 'mnist:train'" in err
-    status, _, err = run(capsys, "eval", "--checkpoint", fixture_root / "none.pt")
+    status, _, err = run(capsys, f"eval --checkpoint {fixture_root / 'none.pt'}")
     assert status == 2 and "none.pt" in err
 
 
