@@ -10,13 +10,29 @@ evaluation calls :meth:`FewShotLearner.predict`; so any learner works with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metabook.data.episodes import Episode
+from metabook.data.episodes import Episode, is_batched
 
-__all__ = ["FewShotLearner", "NearestNeighbour"]
+__all__ = ["FewShotLearner", "NearestNeighbour", "per_task"]
+
+TaskFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def per_task(
+    fn: TaskFn, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+) -> torch.Tensor:
+    """``fn(support_x, support_y, query_x)`` for one episode, or for each episode of a batch
+    (a leading task dimension), the results stacked: for learners that adapt per task."""
+    if not is_batched(support_x, support_y):
+        return fn(support_x, support_y, query_x)
+    return torch.stack(
+        [fn(sx, sy, qx) for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)]
+    )
 
 
 class FewShotLearner(nn.Module):

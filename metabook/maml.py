@@ -33,7 +33,7 @@ keep running statistics (``track_running_stats=True``); its own buffers are neve
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -43,7 +43,7 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from metabook.data.episodes import Episode, is_batched
-from metabook.learner import FewShotLearner
+from metabook.learner import FewShotLearner, per_task
 
 __all__ = ["MAML", "MetaSGD", "without_running_stats"]
 
@@ -51,26 +51,34 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Params = dict[str, torch.Tensor]
 
 
+def _batchnorms(model: nn.Module, tracking: bool | None = None) -> Iterator[tuple[str, nn.Module]]:
+    """``(name, module)`` of the BatchNorm layers of ``model``; with ``tracking`` given,
+    only those that do (``True``) or do not (``False``) keep running statistics."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+            tracking is None or module.track_running_stats == tracking
+        ):
+            yield name, module
+
+
 def without_running_stats(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose BatchNorm layers keep no running statistics."""
     model = copy.deepcopy(model)
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            module.track_running_stats = False
-            module.running_mean = None
-            module.running_var = None
-            module.num_batches_tracked = None
+    for _, module in _batchnorms(model, tracking=True):
+        module.track_running_stats = False
+        module.running_mean = None
+        module.running_var = None
+        module.num_batches_tracked = None
     return model
 
 
 def _check_batchnorm(model: nn.Module) -> None:
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            raise ValueError(
-                f"BatchNorm layer {name!r} keeps running statistics, which every task would "
-                "share and mutate. Build it with track_running_stats=False (as "
-                "metabook.models.Conv4 does) or wrap metabook.maml.without_running_stats(model)"
-            )
+    for name, _ in _batchnorms(model, tracking=True):
+        raise ValueError(
+            f"BatchNorm layer {name!r} keeps running statistics, which every task would "
+            "share and mutate. Build it with track_running_stats=False (as "
+            "metabook.models.Conv4 does) or wrap metabook.maml.without_running_stats(model)"
+        )
 
 
 class MAML(FewShotLearner):
@@ -128,9 +136,7 @@ class MAML(FewShotLearner):
             raise ValueError(f"batching must be 'auto', 'loop' or 'vmap', got {batching!r}")
         self.batching = batching
         self._has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-        self._has_norm = any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
-        )
+        self._has_norm = any(True for _ in _batchnorms(model))
         if batching == "vmap" and self._has_norm:
             raise ValueError(
                 "batching='vmap' gives wrong second-order gradients through BatchNorm "
@@ -189,8 +195,7 @@ class MAML(FewShotLearner):
         """Copy every BatchNorm buffer once per inner step and once for the query pass."""
         norm_buffers = [
             f"{name}.{buffer}" if name else buffer
-            for name, module in model.named_modules()
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+            for name, _ in _batchnorms(model, tracking=True)
             for buffer in ("running_mean", "running_var", "num_batches_tracked")
         ]
         if not norm_buffers:
@@ -295,19 +300,15 @@ class MAML(FewShotLearner):
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
     ) -> torch.Tensor:
         """Adapt to each task's support set and predict its queries."""
-        if not is_batched(support_x, support_y):
-            return self._call(self.adapt(support_x, support_y), query_x)
-        if self._use_vmap():
+        if is_batched(support_x, support_y) and self._use_vmap():
             steps = self.inner_steps if self.training else self.test_steps
             create_graph = not self.first_order and torch.is_grad_enabled()
             return self._adapt_and_predict_vmapped(
                 support_x, support_y, query_x, steps, create_graph
             )
-        outputs = [
-            self._call(self.adapt(sx, sy), qx)
-            for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)
-        ]
-        return torch.stack(outputs)
+        return per_task(
+            lambda sx, sy, qx: self._call(self.adapt(sx, sy), qx), support_x, support_y, query_x
+        )
 
     def query_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``loss_fn`` on the queries after adaptation (the outer loss)."""
@@ -323,17 +324,7 @@ class MAML(FewShotLearner):
             with torch.no_grad():
                 return self._call(params, qx)
 
-        if episode.batched:
-            out = torch.stack(
-                [
-                    one(sx, sy, qx)
-                    for sx, sy, qx in zip(
-                        episode.support_x, episode.support_y, episode.query_x, strict=True
-                    )
-                ]
-            )
-        else:
-            out = one(episode.support_x, episode.support_y, episode.query_x)
+        out = per_task(one, episode.support_x, episode.support_y, episode.query_x)
         out = out.detach()
         return out if episode.regression else out.argmax(-1)
 

@@ -191,12 +191,11 @@ class SiameseNetwork(FewShotLearner):
             raise ValueError("a training episode needs query_y")
         support, query = _embed(self.backbone, episode.support_x, episode.query_x)
         scores = self.pair_scores(query, support)  # [..., M, S]
-        different = episode.query_y.unsqueeze(-1) != episode.support_y.unsqueeze(-2)
-        different = different.to(scores.dtype)
-        weights = torch.where(different.bool(), 0.5 / different.sum(), 0.5 / (1 - different).sum())
+        is_different = episode.query_y.unsqueeze(-1) != episode.support_y.unsqueeze(-2)
+        y = is_different.to(scores.dtype)  # 1 marks a pair of different classes
+        weights = torch.where(is_different, 0.5 / y.sum(), 0.5 / (1 - y).sum())
         if self.verifier is None:
-            y = different
             per_pair = (1 - y) * scores.pow(2) + y * (self.margin + scores).clamp_min(0).pow(2)
         else:
-            per_pair = F.binary_cross_entropy_with_logits(scores, 1 - different, reduction="none")
+            per_pair = F.binary_cross_entropy_with_logits(scores, 1 - y, reduction="none")
         return (weights * per_pair).sum()

@@ -11,20 +11,16 @@ second derivatives are needed: Reptile only ever differentiates the inner loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from metabook.data.episodes import Episode, is_batched
-from metabook.learner import FewShotLearner
-from metabook.maml import _check_batchnorm
+from metabook.data.episodes import Episode
+from metabook.learner import FewShotLearner, per_task
+from metabook.maml import LossFn, Params, _check_batchnorm
 
 __all__ = ["Reptile"]
-
-Params = dict[str, torch.Tensor]
 
 
 class Reptile(FewShotLearner):
@@ -50,7 +46,7 @@ class Reptile(FewShotLearner):
         inner_lr: float = 0.1,
         inner_steps: int = 5,
         test_steps: int | None = None,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+        loss_fn: LossFn = F.cross_entropy,
     ) -> None:
         super().__init__()
         if inner_steps < 1:
@@ -84,17 +80,20 @@ class Reptile(FewShotLearner):
             return [episode.task(i) for i in range(episode.num_tasks)]
         return [episode]
 
+    def _mean_adapted(self, tasks: list[Episode]) -> Params:
+        """``mean_i theta_i'`` over tasks, each adapted from the current ``theta``."""
+        adapted = [self.adapt(t.support_x, t.support_y) for t in tasks]
+        return {name: torch.stack([a[name] for a in adapted]).mean(0) for name in adapted[0]}
+
     def forward(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
     ) -> torch.Tensor:
         """Fine-tune on each task's support set and predict its queries."""
-        if not is_batched(support_x, support_y):
-            return functional_call(self.model, self.adapt(support_x, support_y), (query_x,))
-        return torch.stack(
-            [
-                functional_call(self.model, self.adapt(sx, sy), (qx,))
-                for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)
-            ]
+        return per_task(
+            lambda sx, sy, qx: functional_call(self.model, self.adapt(sx, sy), (qx,)),
+            support_x,
+            support_y,
+            query_x,
         )
 
     def predict(self, episode: Episode) -> torch.Tensor:
@@ -104,12 +103,11 @@ class Reptile(FewShotLearner):
 
     def loss(self, episode: Episode) -> torch.Tensor:
         """``0.5 * ||theta - mean_i theta_i'||^2``: its gradient is the Reptile direction."""
-        adapted = [self.adapt(t.support_x, t.support_y) for t in self._tasks(episode)]
-        total = 0.0
-        for name, theta in self.model.named_parameters():
-            target = torch.stack([a[name] for a in adapted]).mean(0)
-            total = total + 0.5 * (theta - target).pow(2).sum()
-        return total
+        target = self._mean_adapted(self._tasks(episode))
+        return sum(
+            0.5 * (theta - target[name]).pow(2).sum()
+            for name, theta in self.model.named_parameters()
+        )
 
     @torch.no_grad()
     def outer_step(self, episode: Episode, epsilon: float, serial: bool = False) -> None:
@@ -127,7 +125,6 @@ class Reptile(FewShotLearner):
                 for name, theta in params.items():
                     theta.add_(adapted[name] - theta, alpha=epsilon)
             return
-        adapted = [self.adapt(t.support_x, t.support_y) for t in tasks]
+        mean = self._mean_adapted(tasks)
         for name, theta in params.items():
-            mean = torch.stack([a[name] for a in adapted]).mean(0)
-            theta.add_(mean - theta, alpha=epsilon)
+            theta.add_(mean[name] - theta, alpha=epsilon)
