@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 
+from metabook.data.augment import AugmentedTasks, RandomAffine
 from metabook.data.episodes import EpisodeSampler, split_classes
 from metabook.data.omniglot import Omniglot, OmniglotOneShotRuns
 from metabook.devices import device as pick_device
@@ -30,7 +32,7 @@ from metabook.maml import MAML, MetaSGD
 from metabook.metric import MatchingNetwork, ProtoNet, SiameseNetwork
 from metabook.models import Conv4
 from metabook.reptile import Reptile
-from metabook.training import load_checkpoint, meta_train
+from metabook.training import TaskSource, load_checkpoint, meta_train
 
 __all__ = ["build_learner", "main"]
 
@@ -84,12 +86,37 @@ def _train(args: argparse.Namespace) -> None:
         len(data.classes), [1 - args.val_fraction, args.val_fraction], seed=args.seed
     )
     train_ways = args.train_ways or args.ways
-    tasks = EpisodeSampler(
-        data, train_ways, args.shots, args.queries, classes=train_classes, seed=args.seed
+    groups = data.class_alphabet if args.within_alphabet else None
+    tasks: TaskSource = EpisodeSampler(
+        data,
+        train_ways,
+        args.shots,
+        args.queries,
+        classes=train_classes,
+        seed=args.seed,
+        groups=groups,
     )
+    if args.augment:
+        distort = RandomAffine(generator=torch.Generator().manual_seed(args.seed))
+        tasks = AugmentedTasks(tasks, distort)
     val_episodes = None
     if args.val_episodes and val_classes.numel() >= args.ways:
-        val = EpisodeSampler(data, args.ways, args.shots, args.queries, classes=val_classes)
+        largest = 0
+        if groups is not None:
+            largest = int(torch.bincount(groups[val_classes]).max())
+            if largest < args.ways:
+                print(
+                    f"validation episodes are drawn across alphabets: no alphabet has "
+                    f"{args.ways} validation characters (the largest has {largest})"
+                )
+        val = EpisodeSampler(
+            data,
+            args.ways,
+            args.shots,
+            args.queries,
+            classes=val_classes,
+            groups=groups if largest >= args.ways else None,
+        )
         val_episodes = val.episodes(args.val_episodes, seed=args.seed)
     if args.method in GRADIENT_BASED and train_ways != args.ways:
         raise ValueError(f"{args.method} has a fixed {args.ways}-way head: drop --train-ways")
@@ -101,6 +128,7 @@ def _train(args: argparse.Namespace) -> None:
         "preprocessing": {
             "image_size": args.image_size,
             "rotations": args.rotations,
+            "augment": args.augment,
             "ink": 1.0,
             "dataset": args.dataset,
         },
@@ -227,6 +255,16 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--image-size", type=int, default=28)
     train.add_argument("--rotations", action="store_true", help="add rotated copies as new classes")
+    train.add_argument(
+        "--augment",
+        action="store_true",
+        help="random affine distortions of every training image (metabook.data.augment)",
+    )
+    train.add_argument(
+        "--within-alphabet",
+        action="store_true",
+        help="draw every training (and validation) episode's classes from one alphabet",
+    )
     train.add_argument("--val-fraction", type=float, default=0.2)
     train.add_argument("--val-episodes", type=int, default=100)
     train.add_argument("--val-every", type=int, default=100)

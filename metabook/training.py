@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +99,8 @@ def meta_train(
     device: torch.device | str = "auto",
     grad_clip: float | None = None,
     progress: bool = True,
+    scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+    | None = None,
 ) -> TrainHistory:
     """Meta-train ``learner`` for ``steps`` steps on batches of ``meta_batch`` episodes.
 
@@ -107,6 +110,10 @@ def meta_train(
     ``checkpoint_dir`` the weights are saved as ``last.pt`` and, when validation improves,
     ``best.pt``, together with ``config`` (whatever describes the run). A loss that is
     not finite stops training with :class:`FloatingPointError` naming the step.
+
+    ``scheduler`` builds a learning-rate schedule from the optimiser (for example
+    ``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)``); it is stepped
+    after every optimiser step.
     """
     if steps < 0 or meta_batch < 1 or val_every < 1:
         raise ValueError(
@@ -120,6 +127,7 @@ def meta_train(
         if not params:
             raise ValueError(f"{type(learner).__name__} has no trainable parameters to train")
         optimizer = torch.optim.Adam(params, lr=lr)
+    schedule = scheduler(optimizer) if scheduler is not None else None
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history = TrainHistory()
 
@@ -154,6 +162,8 @@ def meta_train(
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         history.losses.append(value)
         if step % val_every == 0 or step == steps:
             validate(step)

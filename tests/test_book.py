@@ -29,9 +29,7 @@ def test_markdown_and_notebook_twins_are_in_sync(source):
     twin = source.with_suffix(".ipynb")
     assert twin.exists(), f"{twin.name} is missing: run `make notebooks`"
     md, ipynb = jupytext.read(source), jupytext.read(twin)
-    assert cells(md) == cells(ipynb), (
-        f"{source.name} and {twin.name} differ: run `jupytext --sync {source.relative_to(ROOT)}`"
-    )
+    assert cells(md) == cells(ipynb), f"{source.name} and {twin.name} differ: run `make notebooks`"
     assert md.metadata["jupytext"]["formats"] == "ipynb,md:myst"
 
 

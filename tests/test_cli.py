@@ -96,3 +96,42 @@ def test_the_console_script_is_declared_and_the_module_runs():
         check=True,
     )
     assert "--method {protonet,matching,siamese,maml,fomaml,reptile,metasgd}" in out.stdout
+
+
+def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatch):
+    """--within-alphabet draws every training episode from one alphabet; --augment distorts
+    the images; both are recorded in the checkpoint's preprocessing."""
+    import metabook.cli as cli
+
+    seen = {}
+    real_meta_train = cli.meta_train
+
+    def spy(learner, tasks, **kwargs):
+        seen["tasks"], seen["val"] = tasks, kwargs["val_episodes"]
+        return real_meta_train(learner, tasks, **kwargs)
+
+    monkeypatch.setattr(cli, "meta_train", spy)
+    out_dir = fixture_root / "recipe"
+    status, out, err = run(
+        capsys,
+        f"train --method protonet --dataset omniglot:evaluation --data-root {fixture_root} "
+        "--ways 3 --shots 1 --queries 1 --steps 2 --val-fraction 0.25 --val-episodes 2 "
+        f"--augment --within-alphabet --rotations --out {out_dir} --device cpu --quiet",
+    )
+    assert status == 0, err
+    data = cli.load_dataset("omniglot:evaluation", str(fixture_root), 28, rotations=True)
+    tasks = seen["tasks"]
+    for _ in range(20):
+        episode = tasks.sample(1)
+        alphabets = data.class_alphabet[episode.info["classes"][0]]
+        assert alphabets.unique().numel() == 1
+        # the images are distorted copies: no support image equals its dataset image
+        originals = data.images[episode.info["indices"][0, :, 0]]
+        assert not torch.allclose(episode.support_x[0], originals)
+    for episode in seen["val"]:  # validation episodes are the data as it is, within alphabet
+        originals = data.images[episode.info["indices"][:, 0]]
+        assert torch.equal(episode.support_x, originals)
+        assert data.class_alphabet[episode.info["classes"]].unique().numel() == 1
+    _, config = restore(out_dir / "last.pt")
+    assert config["preprocessing"]["augment"] is True
+    assert config["args"]["within_alphabet"] is True

@@ -9,6 +9,7 @@ joint training. A model trained that way is a "pretrained" model, not a meta-lea
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -88,3 +89,38 @@ def test_corrected_maml_meta_learns_and_the_seed_code_does_not():
     # "Reptile" is no better than the pretrained baseline (both fit the mean wave, ~0)
     assert maml_mse < 0.6 * baseline_mse, (maml_mse, baseline_mse)
     assert flawed_mse > 0.8 * baseline_mse, (flawed_mse, baseline_mse)
+
+
+def seed_compute_prototypes(support_x, support_y):
+    """Seed 004, section 5.2, verbatim."""
+    prototypes = []
+    for c in set(support_y):
+        prototypes.append(support_x[support_y == c].mean(dim=0))
+    return torch.stack(prototypes)
+
+
+def test_the_seed_prototypes_have_one_row_per_example_not_per_class():
+    """``set()`` of a tensor keeps every 0-d element (tensors hash by identity)."""
+    z = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [2.0, 0.0], [10.0, 2.0], [0.0, 12.0]])
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    seed = seed_compute_prototypes(z, y)
+    assert seed.shape == (6, 2)  # 3-way 2-shot: six "prototypes"
+    fixed = mb.metric.prototypes(z, y)
+    assert fixed.tolist() == [[1.0, 0.0], [10.0, 1.0], [0.0, 11.0]]
+    # each seed row is the mean of one example's class, in the set's arbitrary (identity
+    # hash) order: an argmax over them indexes an example, not a class
+    assert sorted(map(tuple, seed.tolist())) == sorted(map(tuple, fixed[y].tolist()))
+    # iterating over the unique values (the minimal fix the chapter names) agrees
+    unique = torch.stack([z[y == c].mean(dim=0) for c in y.unique()])
+    assert torch.equal(unique, fixed)
+
+
+def test_the_contrastive_label_read_as_same_class_pushes_the_wrong_pairs():
+    """With y = 1 read as 'same class', a same-class pair at distance 0 pays the full margin
+    and a different-class pair at distance 0 pays nothing: the gradient pulls the wrong pairs."""
+    distance = torch.tensor([0.2], requires_grad=True)
+    same_pair = torch.tensor([0])  # metabook: dissimilar = 0
+    (pull,) = torch.autograd.grad(mb.metric.contrastive_loss(distance, same_pair), distance)
+    (push,) = torch.autograd.grad(mb.metric.contrastive_loss(distance, 1 - same_pair), distance)
+    assert pull.item() == pytest.approx(2 * 0.2)  # d/dD of D^2: moves the pair together
+    assert push.item() == pytest.approx(-2 * (1 - 0.2))  # the seed's reading: apart

@@ -89,3 +89,33 @@ def test_load_checkpoint_rejects_other_files(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a metabook checkpoint"):
         mb.load_checkpoint(tmp_path / "other.pt")
+
+
+class ConstantGradient(mb.FewShotLearner):
+    """A learner whose loss is its single weight: the gradient is always exactly 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def forward(self, support_x, support_y, query_x):
+        raise NotImplementedError  # never evaluated in this test
+
+    def loss(self, episode):
+        return self.w * 1.0
+
+
+def test_the_learning_rate_schedule_is_stepped_once_per_step():
+    learner = ConstantGradient()
+    tasks = EpisodeSampler(noisy_classes(), 5, 1, 1)
+    mb.meta_train(
+        learner,
+        tasks,
+        steps=4,
+        optimizer=torch.optim.SGD(learner.parameters(), lr=1.0),
+        scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / (t + 1)),
+        device="cpu",
+        progress=False,
+    )
+    # SGD moves w by -lr_t each step, with lr_t = 1, 1/2, 1/3, 1/4
+    assert learner.w.item() == pytest.approx(-(1 + 1 / 2 + 1 / 3 + 1 / 4), abs=1e-12)
