@@ -5,11 +5,14 @@ Each public object says in its docstring which chapter defines it.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from metabook import data, models
+from metabook import data, models, nas, task_attention
 from metabook.devices import device, seed_everything
 from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
+from metabook.in_context import InContextTransformer
 from metabook.learner import FewShotLearner, NearestNeighbour
 from metabook.maml import MAML, MetaSGD
+from metabook.mann import MANN
+from metabook.meta_lstm import MetaLSTM
 from metabook.metric import MatchingNetwork, ProtoNet, SiameseNetwork
 from metabook.reptile import Reptile
 from metabook.training import TrainHistory, load_checkpoint, meta_train
@@ -22,8 +25,11 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = [
     "EvalResult",
     "FewShotLearner",
+    "InContextTransformer",
     "MAML",
+    "MANN",
     "MatchingNetwork",
+    "MetaLSTM",
     "MetaSGD",
     "NearestNeighbour",
     "ProtoNet",
@@ -37,5 +43,7 @@ __all__ = [
     "mean_confidence_interval",
     "meta_train",
     "models",
+    "nas",
     "seed_everything",
+    "task_attention",
 ]

@@ -15,14 +15,34 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Conv4", "MLP", "conv_block"]
+__all__ = ["Conv4", "MLP", "NORMS", "conv_block"]
 
 
-def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Sequential:
-    """3x3 convolution, BatchNorm with batch statistics only, ReLU, and 2x2 max-pooling."""
+NORMS = ("batch", "layer", "none")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, track_running_stats=False)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: choose from {NORMS}")
+
+
+def conv_block(
+    in_channels: int, out_channels: int, pool: bool = True, norm: str = "batch"
+) -> nn.Sequential:
+    """3x3 convolution, normalisation, ReLU, and 2x2 max-pooling.
+
+    ``norm="batch"``: BatchNorm with the statistics of the batch only (the default);
+    ``"layer"``: per-example normalisation over channels and pixels (``GroupNorm(1, C)``),
+    so each example is embedded independently of the others; ``"none"``.
+    """
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-        nn.BatchNorm2d(out_channels, track_running_stats=False),
+        _norm(norm, out_channels),
         nn.ReLU(),
     ]
     if pool:
@@ -44,6 +64,9 @@ class Conv4(nn.Module):
         hidden: channels of every block.
         image_size: the side of the input images, which fixes the embedding size
             (``hidden * (image_size // 16) ** 2``: 64 for 28x28, 1600 for 84x84).
+        norm: ``"batch"`` (BatchNorm with batch statistics), ``"layer"`` (per example, for
+            learners whose predictions must not depend on the other examples of a batch)
+            or ``"none"``.
 
     Inputs may carry any number of leading dimensions (``[..., C, H, W]``): a batch of
     episodes ``[B, M, C, H, W]`` is embedded to ``[B, M, D]``. BatchNorm then uses the
@@ -57,6 +80,7 @@ class Conv4(nn.Module):
         in_channels: int = 1,
         hidden: int = 64,
         image_size: int = 28,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if out_features is not None and out_features < 1:
@@ -69,10 +93,10 @@ class Conv4(nn.Module):
         self.in_channels, self.image_size = in_channels, image_size
         self.embedding_dim = hidden * side * side
         self.features = nn.Sequential(
-            conv_block(in_channels, hidden),
-            conv_block(hidden, hidden),
-            conv_block(hidden, hidden),
-            conv_block(hidden, hidden),
+            conv_block(in_channels, hidden, norm=norm),
+            conv_block(hidden, hidden, norm=norm),
+            conv_block(hidden, hidden, norm=norm),
+            conv_block(hidden, hidden, norm=norm),
         )
         self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
 

@@ -63,3 +63,17 @@ def test_mlp_is_the_maml_sine_network():
     net = MLP()
     assert sum(p.numel() for p in net.parameters()) == (1 * 40 + 40) + (40 * 40 + 40) + (40 + 1)
     assert net(torch.rand(3, 10, 1)).shape == (3, 10, 1)
+
+
+def test_layer_norm_conv4_embeds_each_image_independently():
+    torch.manual_seed(0)
+    net = Conv4(norm="layer")
+    x = torch.rand(6, 1, 28, 28)
+    torch.testing.assert_close(net(x)[:1], net(x[:1]), atol=1e-5, rtol=0)
+    with_batch = Conv4(norm="batch")
+    assert not torch.allclose(with_batch(x)[:1], with_batch(x[:1]), atol=1e-3)
+    assert sum(p.numel() for p in Conv4(norm="none").parameters()) < sum(
+        p.numel() for p in net.parameters()
+    )
+    with pytest.raises(ValueError, match="unknown norm"):
+        Conv4(norm="instance")

@@ -1,0 +1,87 @@
+"""A Transformer that learns in context (chapter "Model-based meta-learning").
+
+The support pairs and the unlabelled queries of an episode are one sequence of tokens:
+``token = proj(encoder(x)) + label_embedding(y)`` for a support example and
+``proj(encoder(x)) + label_embedding(UNKNOWN)`` for a query. A Transformer encoder with no
+positional encoding (the support set is a set) mixes them, and a linear head reads the
+query tokens: the prediction for a new task comes from one forward pass, with no gradient
+step at test time, as in the in-context learning of large language models (seed 000,
+section 2.3).
+
+The attention mask makes the queries independent: support tokens attend to the support
+set only, and a query attends to the support set and to itself, never to another query.
+So a query's prediction does not depend on which other queries share its episode (as long
+as the encoder treats examples independently: use an encoder without batch statistics,
+such as ``Conv4(norm="layer")``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from metabook.learner import FewShotLearner
+
+__all__ = ["InContextTransformer", "in_context_mask"]
+
+
+def in_context_mask(support: int, queries: int, device: torch.device | None = None) -> torch.Tensor:
+    """The boolean attention mask ``[S+M, S+M]`` (``True`` = may *not* attend): every
+    token sees the ``support`` tokens; a query token also sees itself and nothing else."""
+    n = support + queries
+    blocked = torch.ones(n, n, dtype=torch.bool, device=device)
+    blocked[:, :support] = False
+    index = torch.arange(support, n, device=device)
+    blocked[index, index] = False
+    return blocked
+
+
+class InContextTransformer(FewShotLearner):
+    """Few-shot classification by a Transformer reading the episode as a sequence.
+
+    Args:
+        encoder: embeds an example, ``[..., *shape] -> [..., embedding_dim]``.
+        embedding_dim: the encoder's output size.
+        max_ways: the largest number of classes of an episode (label embeddings and outputs).
+        d_model, heads, layers, dropout: the Transformer encoder's size.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        embedding_dim: int,
+        max_ways: int = 5,
+        d_model: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.encoder, self.max_ways = encoder, max_ways
+        self.proj = nn.Linear(embedding_dim, d_model)
+        self.labels = nn.Embedding(max_ways + 1, d_model)  # index max_ways = unknown
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, max_ways)
+
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        ways = int(support_y.max()) + 1
+        if ways > self.max_ways:
+            raise ValueError(
+                f"this learner was built for at most {self.max_ways} ways; the episode has "
+                f"{ways}: build it with max_ways={ways} or more"
+            )
+        batched = support_y.dim() == 2
+        if not batched:
+            support_x, support_y, query_x = support_x[None], support_y[None], query_x[None]
+        s, m = support_y.shape[1], query_x.shape[1]
+        z = self.proj(self.encoder(torch.cat([support_x, query_x], dim=1)))
+        unknown = support_y.new_full((support_y.shape[0], m), self.max_ways)
+        tokens = z + self.labels(torch.cat([support_y, unknown], dim=1))
+        out = self.transformer(tokens, mask=in_context_mask(s, m, tokens.device))
+        logits = self.head(out[:, s:])[..., :ways]
+        return logits if batched else logits[0]

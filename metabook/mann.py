@@ -1,0 +1,178 @@
+"""Memory-augmented neural networks (Santoro et al., 2016) (chapter "Model-based
+meta-learning").
+
+A controller (an LSTM) reads an episode as a sequence. At step ``t`` it sees the example
+``x_t`` together with the label of the *previous* example, ``y_{t-1}``, so it must hold
+``x_t`` somewhere until its label arrives: in an external memory ``M`` of ``slots`` rows.
+Memory is read by content (cosine similarity between a key and each row, then softmax) and
+written with least-recently-used access (LRUA): a new item goes either where the last read
+happened (to refine it) or to the least-used slot (to store something new), mixed by a
+learned sigmoid gate. Usage decays by ``gamma`` each step and grows with every read and
+write::
+
+    w^w_t = sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) w^lu_{t-1}
+    M_t(i) = M_{t-1}(i) [w^lu_{t-1}(i) = 0] + w^w_t(i) k_t      (the least-used slot is erased)
+    w^r_t  = softmax_i cos(k_t, M_t(i));   r_t = sum_i w^r_t(i) M_t(i)
+    w^u_t  = gamma w^u_{t-1} + w^r_t + w^w_t
+    w^lu_t(i) = 1 for the least-used slot of w^u_t, else 0
+
+:class:`LRUAMemory` is this update on explicit tensors (tested on a hand-made sequence);
+:class:`MANN` wraps it as a few-shot learner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metabook.learner import FewShotLearner, per_task
+
+__all__ = ["LRUAMemory", "MANN", "MemoryState"]
+
+
+@dataclass
+class MemoryState:
+    """The memory and its weightings, for a batch of ``B`` sequences: ``memory
+    [B, slots, width]``, ``read``, ``usage`` and ``least_used`` ``[B, slots]``."""
+
+    memory: torch.Tensor
+    read: torch.Tensor
+    usage: torch.Tensor
+    least_used: torch.Tensor
+
+
+class LRUAMemory(nn.Module):
+    """Least-recently-used memory access with cosine content reads (one read/write head).
+
+    Args:
+        slots, width: rows and columns of the memory.
+        gamma: the usage decay.
+    """
+
+    def __init__(self, slots: int = 32, width: int = 40, gamma: float = 0.95) -> None:
+        super().__init__()
+        if slots < 2 or width < 1 or not 0 <= gamma <= 1:
+            raise ValueError(
+                f"need slots >= 2, width >= 1 and 0 <= gamma <= 1; got {slots}, {width}, {gamma}"
+            )
+        self.slots, self.width, self.gamma = slots, width, gamma
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> MemoryState:
+        """An empty memory: a small constant (cosine needs non-zero rows), no usage; the
+        first write goes to slot 0."""
+        memory = like.new_full((batch, self.slots, self.width), 1e-6)
+        zeros = like.new_zeros(batch, self.slots)
+        least_used = zeros.clone()
+        least_used[:, 0] = 1.0
+        return MemoryState(memory, zeros.clone(), zeros, least_used)
+
+    def step(
+        self, key: torch.Tensor, gate: torch.Tensor, state: MemoryState
+    ) -> tuple[torch.Tensor, MemoryState, torch.Tensor]:
+        """Write ``key [B, width]`` then read with it. ``gate [B, 1]`` is ``sigmoid(alpha)``,
+        the share of the write that goes to the previously read location.
+
+        Returns the read vector ``r_t [B, width]``, the new state and the write weights.
+        """
+        write = gate * state.read + (1 - gate) * state.least_used
+        keep = (1 - state.least_used).unsqueeze(-1)  # erase the least-used slot
+        memory = state.memory * keep + write.unsqueeze(-1) * key.unsqueeze(-2)
+        similarity = F.cosine_similarity(memory, key.unsqueeze(-2), dim=-1, eps=1e-8)
+        read = torch.softmax(similarity, dim=-1)
+        r = (read.unsqueeze(-1) * memory).sum(-2)
+        usage = self.gamma * state.usage + read + write
+        smallest = usage.argmin(-1, keepdim=True)
+        least_used = torch.zeros_like(usage).scatter_(-1, smallest, 1.0)
+        return r, MemoryState(memory, read, usage, least_used), write
+
+
+class MANN(FewShotLearner):
+    """A memory-augmented few-shot learner in the manner of Santoro et al. (2016).
+
+    The support set is presented as a sequence in a random order (from the global random
+    generator: seed it for reproducible predictions), each example with the one-hot label of
+    the previous one. Every query then makes one further step from the state after the last
+    support example (the last support label as its label input), all queries in parallel
+    from the same state, so a query's prediction does not depend on the other queries.
+
+    Args:
+        encoder: embeds an example (``[..., *shape] -> [..., embedding_dim]``); the paper
+            fed raw pixels, a small convolutional encoder learns much faster.
+        embedding_dim: the encoder's output size.
+        max_ways: the largest number of classes an episode may have (the label inputs and
+            outputs have this size; an episode of ``N`` classes uses the first ``N``).
+        hidden: controller LSTM size; ``slots``, ``width``, ``gamma``: the memory.
+
+    After a forward on one episode, :attr:`last_usage` holds the memory usage after every
+    support step ``[S, slots]`` (for plots).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        embedding_dim: int,
+        max_ways: int = 5,
+        hidden: int = 200,
+        slots: int = 64,
+        width: int = 40,
+        gamma: float = 0.95,
+    ) -> None:
+        super().__init__()
+        self.encoder, self.max_ways = encoder, max_ways
+        self.controller = nn.LSTMCell(embedding_dim + max_ways, hidden)
+        self.key = nn.Linear(hidden, width)
+        self.gate = nn.Linear(hidden, 1)
+        self.memory = LRUAMemory(slots, width, gamma)
+        self.out = nn.Linear(hidden + width, max_ways)
+        self.last_usage: torch.Tensor | None = None
+
+    def _step(
+        self,
+        z: torch.Tensor,
+        label: torch.Tensor,
+        controller: tuple[torch.Tensor, torch.Tensor],
+        memory: MemoryState,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], MemoryState]:
+        h, c = self.controller(torch.cat([z, label], dim=-1), controller)
+        key = torch.tanh(self.key(h))
+        r, memory, _ = self.memory.step(key, torch.sigmoid(self.gate(h)), memory)
+        return self.out(torch.cat([h, r], dim=-1)), (h, c), memory
+
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        ways = int(support_y.max()) + 1
+        if ways > self.max_ways:
+            raise ValueError(
+                f"this MANN was built for at most {self.max_ways} ways; the episode has {ways}"
+            )
+        return per_task(self._episode, support_x, support_y, query_x)[..., :ways]
+
+    def _episode(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        order = torch.randperm(support_y.shape[0], device=support_y.device)
+        z = self.encoder(torch.cat([support_x[order], query_x]))
+        zs, zq = z[: order.numel()], z[order.numel() :]
+        labels = F.one_hot(support_y[order], self.max_ways).to(z.dtype)
+        previous = torch.cat([labels.new_zeros(1, self.max_ways), labels[:-1]])
+        hidden = self.controller.hidden_size
+        state = (z.new_zeros(1, hidden), z.new_zeros(1, hidden))
+        memory = self.memory.initial_state(1, z)
+        usage = []
+        for t in range(zs.shape[0]):
+            _, state, memory = self._step(zs[t : t + 1], previous[t : t + 1], state, memory)
+            usage.append(memory.usage[0].detach())
+        self.last_usage = torch.stack(usage)
+        m = zq.shape[0]
+        expand = MemoryState(*(t.expand(m, *t.shape[1:]) for t in vars(memory).values()))
+        logits, _, _ = self._step(
+            zq,
+            labels[-1:].expand(m, -1),
+            (state[0].expand(m, -1), state[1].expand(m, -1)),
+            expand,
+        )
+        return logits
