@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metabook.learner import FewShotLearner
+from metabook.learner import FewShotLearner, episode_ways
 
 __all__ = ["InContextTransformer", "in_context_mask"]
 
@@ -66,22 +66,39 @@ class InContextTransformer(FewShotLearner):
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Linear(d_model, max_ways)
 
-    def forward(
+    def _tokens(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
-    ) -> torch.Tensor:
-        ways = int(support_y.max()) + 1
-        if ways > self.max_ways:
-            raise ValueError(
-                f"this learner was built for at most {self.max_ways} ways; the episode has "
-                f"{ways}: build it with max_ways={ways} or more"
-            )
-        batched = support_y.dim() == 2
-        if not batched:
-            support_x, support_y, query_x = support_x[None], support_y[None], query_x[None]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``[B, S+M, d_model]`` of a batch of episodes, and the attention mask."""
         s, m = support_y.shape[1], query_x.shape[1]
         z = self.proj(self.encoder(torch.cat([support_x, query_x], dim=1)))
         unknown = support_y.new_full((support_y.shape[0], m), self.max_ways)
         tokens = z + self.labels(torch.cat([support_y, unknown], dim=1))
-        out = self.transformer(tokens, mask=in_context_mask(s, m, tokens.device))
-        logits = self.head(out[:, s:])[..., :ways]
+        return tokens, in_context_mask(s, m, tokens.device)
+
+    def attention_maps(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """For one episode, each layer's attention weights ``[S+M, S+M]`` (averaged over
+        heads; row ``i`` is what token ``i`` attends to, support tokens first)."""
+        with torch.no_grad():
+            x, mask = self._tokens(support_x[None], support_y[None], query_x[None])
+            maps = []
+            for layer in self.transformer.layers:
+                inp = layer.norm1(x) if layer.norm_first else x
+                _, weights = layer.self_attn(inp, inp, inp, attn_mask=mask, need_weights=True)
+                maps.append(weights[0])
+                x = layer(x, src_mask=mask)
+        return maps
+
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        ways = episode_ways(self, support_y, self.max_ways)
+        batched = support_y.dim() == 2
+        if not batched:
+            support_x, support_y, query_x = support_x[None], support_y[None], query_x[None]
+        tokens, mask = self._tokens(support_x, support_y, query_x)
+        out = self.transformer(tokens, mask=mask)
+        logits = self.head(out[:, support_y.shape[1] :])[..., :ways]
         return logits if batched else logits[0]

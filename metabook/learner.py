@@ -18,7 +18,7 @@ from torch import nn
 
 from metabook.data.episodes import Episode, is_batched
 
-__all__ = ["FewShotLearner", "NearestNeighbour", "per_task"]
+__all__ = ["FewShotLearner", "NearestNeighbour", "episode_ways", "per_task"]
 
 TaskFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -67,6 +67,18 @@ class FewShotLearner(nn.Module):
         with torch.no_grad():
             out = self(episode.support_x, episode.support_y, episode.query_x)
         return out if episode.regression else out.argmax(-1)
+
+
+def episode_ways(learner: nn.Module, support_y: torch.Tensor, max_ways: int) -> int:
+    """The number of classes of an episode, checked against a learner built for at most
+    ``max_ways`` (label inputs and outputs of a fixed size)."""
+    ways = int(support_y.max()) + 1
+    if ways > max_ways:
+        raise ValueError(
+            f"this {type(learner).__name__} was built for at most {max_ways} ways; the episode "
+            f"has {ways}: build it with max_ways={ways} or more"
+        )
+    return ways
 
 
 def class_max(scores: torch.Tensor, support_y: torch.Tensor) -> torch.Tensor:

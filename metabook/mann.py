@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metabook.learner import FewShotLearner, per_task
+from metabook.learner import FewShotLearner, episode_ways, per_task
 
 __all__ = ["LRUAMemory", "MANN", "MemoryState"]
 
@@ -106,7 +106,7 @@ class MANN(FewShotLearner):
             outputs have this size; an episode of ``N`` classes uses the first ``N``).
         hidden: controller LSTM size; ``slots``, ``width``, ``gamma``: the memory.
 
-    After a forward on one episode, :attr:`last_usage` holds the memory usage after every
+    After a forward on one episode, ``last_usage`` holds the memory usage after every
     support step ``[S, slots]`` (for plots).
     """
 
@@ -144,17 +144,14 @@ class MANN(FewShotLearner):
     def forward(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
     ) -> torch.Tensor:
-        ways = int(support_y.max()) + 1
-        if ways > self.max_ways:
-            raise ValueError(
-                f"this MANN was built for at most {self.max_ways} ways; the episode has {ways}"
-            )
+        ways = episode_ways(self, support_y, self.max_ways)
         return per_task(self._episode, support_x, support_y, query_x)[..., :ways]
 
     def _episode(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
     ) -> torch.Tensor:
-        order = torch.randperm(support_y.shape[0], device=support_y.device)
+        # drawn on the CPU, so that a seed gives the same order on every device
+        order = torch.randperm(support_y.shape[0]).to(support_y.device)
         z = self.encoder(torch.cat([support_x[order], query_x]))
         zs, zq = z[: order.numel()], z[order.numel() :]
         labels = F.one_hot(support_y[order], self.max_ways).to(z.dtype)

@@ -119,7 +119,7 @@ class MetaLSTM(FewShotLearner):
         hidden: hidden size of the coordinate-wise LSTM.
         loss_fn: the learner's loss (cross-entropy by default).
 
-    After each forward, :attr:`last_gates` holds, for every update step, the mean input
+    After each forward, ``last_gates`` holds, for every update step, the mean input
     and forget gate of each parameter tensor of the learner (the learned learning rates and
     decays), for plots.
     """
@@ -152,7 +152,7 @@ class MetaLSTM(FewShotLearner):
         support_y: torch.Tensor,
         gates: tuple[float, float] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The learner's parameters after :attr:`steps` updates on one task's support set.
+        """The learner's parameters after ``steps`` updates on one task's support set.
 
         ``gates=(i, f)`` replaces the learned gates by constants: ``(lr, 1.0)`` is exactly
         ``steps`` steps of gradient descent with learning rate ``lr``.

@@ -59,3 +59,14 @@ def test_batches_match_single_episodes_and_ways_are_checked():
     torch.testing.assert_close(batched[1], model(sx[1], sy[1], q[1]), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="max_ways=6"):
         model(images(6, 0), torch.arange(6), images(1, 1))
+
+
+def test_attention_maps_respect_the_mask():
+    model = learner()
+    sx, sy, q = images(6, 0), torch.tensor([0, 0, 1, 1, 2, 2]), images(3, 1)
+    maps = model.attention_maps(sx, sy, q)
+    assert len(maps) == 2 and maps[0].shape == (9, 9)
+    blocked = in_context_mask(6, 3)
+    for weights in maps:
+        assert (weights[blocked] == 0).all()
+        torch.testing.assert_close(weights.sum(-1), torch.ones(9))

@@ -15,6 +15,7 @@ import metabook as mb
 from metabook.data import Episode, EpisodeSampler
 from metabook.maml import MAML, MetaSGD, without_running_stats
 from metabook.models import Conv4
+from tests.finite_differences import assert_gradients_match
 
 
 def linear_task(seed, d=3, n=6, m=5):
@@ -63,17 +64,8 @@ def test_two_step_meta_gradient_against_finite_differences():
         return F.mse_loss(maml(xs, ys, xq), yq)
 
     meta_loss().backward()
-    h = 1e-6
-    for p in model.parameters():
-        for i in range(p.numel()):
-            flat = p.data.view(-1)
-            old = flat[i].item()
-            flat[i] = old + h
-            up = meta_loss().item()
-            flat[i] = old - h
-            down = meta_loss().item()
-            flat[i] = old
-            assert p.grad.view(-1)[i].item() == pytest.approx((up - down) / (2 * h), abs=1e-6)
+    params = list(model.parameters())
+    assert_gradients_match(meta_loss, params, [p.grad for p in params])
 
 
 def test_metasgd_learning_rates_get_the_finite_difference_gradient():
@@ -82,15 +74,7 @@ def test_metasgd_learning_rates_get_the_finite_difference_gradient():
     F.mse_loss(learner(xs, ys, xq), yq).backward()
     lr = learner.lrs[0]
     assert lr.grad is not None and lr.grad.abs().sum() > 0
-    h = 1e-6
-    for i in range(lr.numel()):
-        with torch.no_grad():
-            lr.view(-1)[i] += h
-            up = F.mse_loss(learner(xs, ys, xq), yq).item()
-            lr.view(-1)[i] -= 2 * h
-            down = F.mse_loss(learner(xs, ys, xq), yq).item()
-            lr.view(-1)[i] += h
-        assert lr.grad.view(-1)[i].item() == pytest.approx((up - down) / (2 * h), abs=1e-6)
+    assert_gradients_match(lambda: F.mse_loss(learner(xs, ys, xq), yq), [lr], [lr.grad])
 
 
 def test_the_model_is_never_modified():

@@ -13,6 +13,7 @@ from torch.func import functional_call
 
 from metabook.meta_lstm import MetaLSTM, MetaLSTMCell, preprocess
 from metabook.models import MLP
+from tests.finite_differences import assert_gradients_match
 
 
 def test_preprocessing_by_hand():
@@ -86,17 +87,7 @@ def test_meta_gradient_of_the_gates_matches_finite_differences():
     loss = query_loss()
     params = [learner.cell.input_gate.bias, learner.cell.forget_gate.weight]
     grads = torch.autograd.grad(loss, params)
-    eps = 1e-6
-    for p, g in zip(params, grads, strict=True):
-        flat = p.data.view(-1)
-        for k in range(flat.numel()):
-            old = flat[k].item()
-            flat[k] = old + eps
-            up = query_loss().item()
-            flat[k] = old - eps
-            down = query_loss().item()
-            flat[k] = old
-            assert g.view(-1)[k].item() == pytest.approx((up - down) / (2 * eps), abs=1e-7)
+    assert_gradients_match(query_loss, params, grads, atol=1e-7)
 
 
 def test_batched_episodes_and_gate_records():

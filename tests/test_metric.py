@@ -19,6 +19,7 @@ from metabook.metric import (
     pairwise_distance,
     prototypes,
 )
+from tests.finite_differences import assert_gradients_match
 
 
 def test_prototypes_are_class_means_for_any_label_order():
@@ -104,16 +105,9 @@ def test_gradients_match_finite_differences(make):
     data = torch.utils.data.TensorDataset(torch.randn(30, 3).double(), torch.arange(3).repeat(10))
     episode = EpisodeSampler(data, 3, 2, 2, seed=0).sample()
     learner.loss(episode).backward()
-    h = 1e-6
-    for p in learner.parameters():
-        for i in range(p.numel()):
-            old = p.data.view(-1)[i].item()
-            p.data.view(-1)[i] = old + h
-            up = learner.loss(episode).item()
-            p.data.view(-1)[i] = old - h
-            down = learner.loss(episode).item()
-            p.data.view(-1)[i] = old
-            assert p.grad.view(-1)[i].item() == pytest.approx((up - down) / (2 * h), abs=1e-5)
+    params = list(learner.parameters())
+    grads = [p.grad for p in params]
+    assert_gradients_match(lambda: learner.loss(episode), params, grads, atol=1e-5)
 
 
 def test_distances_agree_with_torch():

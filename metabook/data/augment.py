@@ -95,7 +95,7 @@ class AugmentedTasks:
     """A task source whose episodes come with every image distorted by ``transform``.
 
     ``AugmentedTasks(EpisodeSampler(...), RandomAffine())`` plugs into
-    :func:`metabook.meta_train` in place of the sampler. Support and query images are
+    :func:`~metabook.training.meta_train` in place of the sampler. Support and query images are
     distorted independently; labels and ``info`` are unchanged. Use it for training only:
     evaluation episodes should be the data as it is.
     """
