@@ -21,6 +21,7 @@ simplification): ``grad_t`` and the loss are inputs, not functions to differenti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -42,9 +43,9 @@ def preprocess(x: torch.Tensor, p: float = 10.0) -> torch.Tensor:
     ``(log|x| / p, sign x)`` when ``|x| >= exp(-p)``, else ``(-1, exp(p) x)``: magnitudes
     spanning many orders become inputs of order one, and the sign survives.
     """
-    big = x.abs() >= torch.exp(torch.tensor(-p, dtype=x.dtype))
+    big = x.abs() >= math.exp(-p)
     first = torch.where(big, x.abs().clamp_min(1e-38).log() / p, torch.full_like(x, -1.0))
-    second = torch.where(big, torch.sign(x), x * torch.exp(torch.tensor(p, dtype=x.dtype)))
+    second = torch.where(big, torch.sign(x), x * math.exp(p))
     return torch.stack([first, second], dim=-1)
 
 
@@ -137,7 +138,17 @@ class MetaLSTM(FewShotLearner):
         _check_batchnorm(model)
         self.model, self.steps, self.loss_fn = model, steps, loss_fn
         self.cell = MetaLSTMCell(hidden)
-        self.last_gates: list[dict[str, tuple[float, float]]] = []
+        self._gate_means: list[torch.Tensor] = []  # per step, [tensors, 2], on the device
+
+    @property
+    def last_gates(self) -> list[dict[str, tuple[float, float]]]:
+        """Per update step of the last forward: each parameter tensor's mean (input, forget)
+        gate. Read on demand, so training never waits for the device to report them."""
+        names = [name for name, _ in self.model.named_parameters()]
+        return [
+            {n: (float(i), float(f)) for n, (i, f) in zip(names, step.tolist(), strict=True)}
+            for step in self._gate_means
+        ]
 
     def _unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         params, start = {}, 0
@@ -159,9 +170,8 @@ class MetaLSTM(FewShotLearner):
         """
         theta = torch.cat([p.reshape(-1) for p in self.model.parameters()])
         state = self.cell.initial_state(theta)
-        names = [name for name, _ in self.model.named_parameters()]
         sizes = [p.numel() for p in self.model.parameters()]
-        self.last_gates = []
+        self._gate_means = []
         for _ in range(self.steps):
             with torch.enable_grad():
                 leaf = theta.detach().requires_grad_(True)
@@ -170,8 +180,8 @@ class MetaLSTM(FewShotLearner):
                 (grad,) = torch.autograd.grad(loss, leaf)
             theta, state = self.cell(theta, grad, loss.detach(), state, gates)
             i, f = (g.detach().squeeze(-1).split(sizes) for g in state[2:])
-            self.last_gates.append(
-                {n: (float(a.mean()), float(b.mean())) for n, a, b in zip(names, i, f, strict=True)}
+            self._gate_means.append(
+                torch.stack([torch.stack([a.mean(), b.mean()]) for a, b in zip(i, f, strict=True)])
             )
         return self._unflatten(theta)
 
