@@ -142,8 +142,11 @@ class MetaLSTM(FewShotLearner):
 
     @property
     def last_gates(self) -> list[dict[str, tuple[float, float]]]:
-        """Per update step of the last forward: each parameter tensor's mean (input, forget)
-        gate. Read on demand, so training never waits for the device to report them."""
+        """The mean (input, forget) gate of each parameter tensor, one dict per update step
+        of the last forward pass.
+
+        Built on demand, so training never waits for the device to report the gates.
+        """
         names = [name for name, _ in self.model.named_parameters()]
         return [
             {n: (float(i), float(f)) for n, (i, f) in zip(names, step.tolist(), strict=True)}
