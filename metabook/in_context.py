@@ -1,8 +1,10 @@
 """A Transformer that learns in context (chapter "Model-based meta-learning").
 
 The support pairs and the unlabelled queries of an episode are one sequence of tokens:
-``token = proj(encoder(x)) + label_embedding(y)`` for a support example and
-``proj(encoder(x)) + label_embedding(UNKNOWN)`` for a query. A Transformer encoder with no
+``token = proj(z) + label_embedding(y)`` for a support example and
+``proj(z) + label_embedding(UNKNOWN)`` for a query, where ``z`` is ``encoder(x)``
+standardised by the statistics of the episode's support set
+(:func:`~metabook.learner.standardise_by_support`). A Transformer encoder with no
 positional encoding (the support set is a set) mixes them, and a linear head reads the
 query tokens: the prediction for a new task comes from one forward pass, with no gradient
 step at test time, as in the in-context learning of large language models (seed 000,
@@ -20,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metabook.learner import FewShotLearner, episode_ways
+from metabook.learner import FewShotLearner, episode_ways, standardise_by_support
 
 __all__ = ["InContextTransformer", "in_context_mask"]
 
@@ -44,6 +46,11 @@ class InContextTransformer(FewShotLearner):
         embedding_dim: the encoder's output size.
         max_ways: the largest number of classes of an episode (label embeddings and outputs).
         d_model, heads, layers, dropout: the Transformer encoder's size.
+        standardise: centre and scale the embeddings by the support set's statistics
+            before the projection. Without it, training stays at chance for thousands of
+            episodes: an untrained Conv4's embeddings of different characters have cosine
+            similarities around 0.95, so their differences are small beside the label
+            embeddings and no query learns which support token to attend to.
     """
 
     def __init__(
@@ -55,9 +62,10 @@ class InContextTransformer(FewShotLearner):
         heads: int = 4,
         layers: int = 2,
         dropout: float = 0.0,
+        standardise: bool = True,
     ) -> None:
         super().__init__()
-        self.encoder, self.max_ways = encoder, max_ways
+        self.encoder, self.max_ways, self.standardise = encoder, max_ways, standardise
         self.proj = nn.Linear(embedding_dim, d_model)
         self.labels = nn.Embedding(max_ways + 1, d_model)  # index max_ways = unknown
         layer = nn.TransformerEncoderLayer(
@@ -71,7 +79,10 @@ class InContextTransformer(FewShotLearner):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``[B, S+M, d_model]`` of a batch of episodes, and the attention mask."""
         s, m = support_y.shape[1], query_x.shape[1]
-        z = self.proj(self.encoder(torch.cat([support_x, query_x], dim=1)))
+        z = self.encoder(torch.cat([support_x, query_x], dim=1))
+        if self.standardise:
+            z = standardise_by_support(z, s)
+        z = self.proj(z)
         unknown = support_y.new_full((support_y.shape[0], m), self.max_ways)
         tokens = z + self.labels(torch.cat([support_y, unknown], dim=1))
         return tokens, in_context_mask(s, m, tokens.device)

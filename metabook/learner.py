@@ -18,7 +18,13 @@ from torch import nn
 
 from metabook.data.episodes import Episode, is_batched
 
-__all__ = ["FewShotLearner", "NearestNeighbour", "episode_ways", "per_task"]
+__all__ = [
+    "FewShotLearner",
+    "NearestNeighbour",
+    "episode_ways",
+    "per_task",
+    "standardise_by_support",
+]
 
 TaskFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -79,6 +85,25 @@ def episode_ways(learner: nn.Module, support_y: torch.Tensor, max_ways: int) -> 
             f"has {ways}: build it with max_ways={ways} or more"
         )
     return ways
+
+
+def standardise_by_support(z: torch.Tensor, support: int, eps: float = 1e-6) -> torch.Tensor:
+    """Embeddings ``[..., S+M, D]`` of an episode (its ``support`` examples first), centred on
+    the mean of the support rows and divided by their root-mean-square feature.
+
+    Afterwards the support rows have mean zero and mean square one per feature, and a query
+    row is mapped by the same shift and scale: the statistics come from the support set
+    only, so a query's result does not depend on the other queries. Sequence learners need
+    this (chapter "Model-based meta-learning"): the embeddings of an untrained encoder are
+    nearly parallel (ReLU features share a large common part), and without it a Transformer
+    or a MANN sees examples that differ too little to learn which ones to attend to.
+    """
+    if not 1 <= support <= z.shape[-2]:
+        raise ValueError(f"support must be between 1 and {z.shape[-2]} rows; got {support}")
+    mean = z[..., :support, :].mean(-2, keepdim=True)
+    centred = z - mean
+    rms = centred[..., :support, :].pow(2).mean((-2, -1), keepdim=True).add(eps).sqrt()
+    return centred / rms
 
 
 def class_max(scores: torch.Tensor, support_y: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The in-context Transformer: its mask, independence of queries, support-order invariance."""
+"""The in-context Transformer: its mask, independence of queries, support-order invariance,
+and the standardisation of embeddings by the support set."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from metabook.in_context import InContextTransformer, in_context_mask
+from metabook.learner import standardise_by_support
 from metabook.models import Conv4
 
 
@@ -70,3 +72,36 @@ def test_attention_maps_respect_the_mask():
     for weights in maps:
         assert (weights[blocked] == 0).all()
         torch.testing.assert_close(weights.sum(-1), torch.ones(9))
+
+
+def test_standardise_by_support_by_hand():
+    # support rows (1, 2) and (3, 4): mean (2, 3), centred (-1, -1) and (1, 1), mean square 1
+    z = torch.tensor([[1.0, 2.0], [3.0, 4.0], [4.0, 5.0]], dtype=torch.float64)
+    out = standardise_by_support(z, support=2, eps=0.0)
+    torch.testing.assert_close(out, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [2.0, 2.0]]).double())
+    # a shift and a positive scale of every row change nothing; the queries play no part
+    moved = 3.0 * z + torch.tensor([10.0, -7.0]).double()
+    torch.testing.assert_close(standardise_by_support(moved, 2, eps=0.0), out)
+    other = torch.cat([z[:2], torch.tensor([[4.0, 5.0], [100.0, -100.0]]).double()])
+    torch.testing.assert_close(standardise_by_support(other, 2, eps=0.0)[:3], out)
+    # batched: each episode by its own support set
+    batch = torch.stack([z, moved])
+    torch.testing.assert_close(standardise_by_support(batch, 2, eps=0.0), torch.stack([out, out]))
+    with pytest.raises(ValueError, match="support must be between 1 and 3"):
+        standardise_by_support(z, 0)
+
+
+def test_the_transformer_sees_standardised_embeddings_unless_told_not_to():
+    seen = {}
+    for flag in (True, False):
+        model = learner()
+        model.standardise = flag
+        model.proj.register_forward_hook(lambda m, i, o, flag=flag: seen.update({flag: i[0]}))
+        sx, sy, q = images(6, 0), torch.tensor([0, 0, 1, 1, 2, 2]), images(2, 1)
+        model(sx, sy, q)
+    raw = model.encoder(torch.cat([sx, q])[None])
+    torch.testing.assert_close(seen[False], raw)
+    torch.testing.assert_close(seen[True], standardise_by_support(raw, 6))
+    torch.testing.assert_close(
+        seen[True][0, :6].mean(0), torch.zeros(raw.shape[-1]), atol=1e-5, rtol=0
+    )

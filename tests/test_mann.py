@@ -51,6 +51,18 @@ def test_lru_access_on_a_hand_made_sequence():
     torch.testing.assert_close(r3, (state.read.unsqueeze(-1) * state.memory).sum(-2))
 
 
+def test_key_strength_sharpens_the_read():
+    memory = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]], dtype=torch.float64)
+    key = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
+    cosines = torch.tensor([1.0, 0.0, 1 / math.sqrt(2)], dtype=torch.float64)
+    for beta in (1.0, 10.0):
+        r, weights = LRUAMemory.read(key, memory, beta)
+        torch.testing.assert_close(weights[0], torch.softmax(beta * cosines, 0))
+        torch.testing.assert_close(r[0], weights[0] @ memory[0])
+    # a strength of 10 puts almost all weight on the matching row
+    assert LRUAMemory.read(key, memory, 10.0)[1][0, 0] > 0.94
+
+
 def mann(seed=0):
     torch.manual_seed(seed)
     encoder = nn.Sequential(nn.Flatten(-1), nn.Linear(4, 8))
@@ -93,6 +105,16 @@ def test_a_query_does_not_see_the_other_queries():
     torch.testing.assert_close(alone[0], crowd[0])
     assert alone.shape == (1, 3)
     assert model.last_usage.shape == (6, 8)
+
+
+def test_support_steps_write_and_queries_only_read():
+    model = mann()
+    sx, sy, qx = episode()
+    writes = []
+    step = model.memory.step
+    model.memory.step = lambda *args: writes.append(args[0].shape) or step(*args)
+    model(sx, sy, qx)
+    assert writes == [torch.Size([1, 6])] * 6  # one write per support example, none per query
 
 
 def test_too_many_ways_is_refused():

@@ -1,9 +1,12 @@
 """Model-based learners learn Omniglot from a short meta-training run: tested on 5-way 1-shot
 episodes of alphabets they never saw (chance 20%, pixel nearest neighbours about 40%).
 
-Only the Meta-LSTM is here: the MANN and the in-context Transformer stay at chance after
-2,000 training episodes (chapter "Model-based meta-learning"), so no short run can test them
-yet; see the issue notes."""
+The MANN and the in-context Transformer are tested with their defaults (embeddings
+standardised by the support set; for the MANN also a bias-free key, a key strength and the
+label input in the key); without these both stayed at chance, loss ln 5, after 2,000
+episodes. Measured with these seeds: the Transformer reaches 55% after 150 steps (39% after
+100); the MANN learns slowest, 31% after 800 steps and 35% after 1,200 (about three
+minutes on two cores)."""
 
 from __future__ import annotations
 
@@ -25,9 +28,11 @@ def omniglot_split(data_root):
 
 LEARNERS = {
     "meta_lstm": lambda: mb.MetaLSTM(Conv4(out_features=5, hidden=32), steps=5),
+    "in_context": lambda: mb.InContextTransformer(Conv4(norm="layer"), 64, max_ways=5),
+    "mann": lambda: mb.MANN(Conv4(norm="layer"), 64, max_ways=5, hidden=128, slots=32, width=40),
 }
 # steps of 4 episodes, and the accuracy each must exceed (chance is 0.20)
-BUDGET = {"meta_lstm": (60, 0.45)}
+BUDGET = {"meta_lstm": (60, 0.45), "in_context": (150, 0.40), "mann": (1200, 0.28)}
 
 
 @pytest.mark.parametrize("name", list(LEARNERS))
