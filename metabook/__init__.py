@@ -5,7 +5,7 @@ Each public object says in its docstring which chapter defines it.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from metabook import data, models, nas, task_attention
+from metabook import data, models, nas, rl, task_attention
 from metabook.devices import device, seed_everything
 from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
 from metabook.in_context import InContextTransformer
@@ -44,6 +44,7 @@ __all__ = [
     "meta_train",
     "models",
     "nas",
+    "rl",
     "seed_everything",
     "task_attention",
 ]
