@@ -1,0 +1,141 @@
+"""The ORL (AT&T) face database, for face verification and one-shot identification
+(chapter "Applications").
+
+40 people photographed 10 times each (Olivetti Research Laboratory, Cambridge, 1992-94),
+92 x 112 grey PGM images in folders ``s1`` .. ``s40``. The loader reads that folder from the
+usual places (``root``, ``$METABOOK_DATA/orl_faces``, the user cache). Where it is missing
+and there is a network, the same 400 faces come from scikit-learn's
+``fetch_olivetti_faces`` (64 x 64, the 40 people in the same order), which checks its own
+download; scikit-learn is in the ``applications`` extra.
+
+Split by *person*, never by image, so that the people of a test set are never seen in
+training: :meth:`ORLFaces.split_people`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from metabook.data.files import DataNotFoundError, cache_dir, candidate_roots
+
+__all__ = ["ORLFaces"]
+
+PEOPLE, IMAGES_PER_PERSON = 40, 10
+
+
+def _read_orl(folder: Path, image_size: int) -> torch.Tensor:
+    images = []
+    for person in range(1, PEOPLE + 1):
+        for shot in range(1, IMAGES_PER_PERSON + 1):
+            path = folder / f"s{person}" / f"{shot}.pgm"
+            try:
+                with Image.open(path) as image:
+                    grey = image.convert("L").resize((image_size, image_size), Image.BILINEAR)
+            except FileNotFoundError as err:
+                raise DataNotFoundError(
+                    f"{path} is missing: the ORL folder {folder} is incomplete (it needs "
+                    f"s1..s{PEOPLE} with 1.pgm..{IMAGES_PER_PERSON}.pgm each)"
+                ) from err
+            except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on bad files
+                raise ValueError(f"{path} is not a readable image: {err}") from err
+            images.append(np.asarray(grey, dtype=np.uint8))
+    return torch.from_numpy(np.stack(images))
+
+
+def _fetch_olivetti(image_size: int) -> torch.Tensor:
+    try:
+        from sklearn.datasets import fetch_olivetti_faces
+    except ImportError as err:
+        raise DataNotFoundError(
+            "the ORL faces were not found and scikit-learn, which can download them, is not "
+            "installed: pip install 'metabook[applications]', or put the ORL folder "
+            "(s1..s40) in $METABOOK_DATA/orl_faces"
+        ) from err
+    try:
+        bunch = fetch_olivetti_faces(data_home=str(cache_dir("olivetti")))
+    except OSError as err:
+        raise DataNotFoundError(
+            f"the ORL faces were not found and the Olivetti download failed ({err}); put the "
+            "ORL folder (s1..s40) in $METABOOK_DATA/orl_faces"
+        ) from err
+    faces = torch.from_numpy(bunch.images).float().unsqueeze(1)  # [400, 1, 64, 64] in [0, 1]
+    if image_size != faces.shape[-1]:
+        faces = torch.nn.functional.interpolate(
+            faces, size=(image_size, image_size), mode="bilinear", align_corners=False
+        )
+    return (faces.squeeze(1).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class ORLFaces(torch.utils.data.Dataset):
+    """The 400 ORL faces as tensors: ``.images [400, 1, size, size]`` in ``[0, 1]``,
+    ``.labels [400]`` (the person, 0..39) and ``.classes`` (``"s1"`` .. ``"s40"``).
+
+    Args:
+        root: a folder holding ``s1`` .. ``s40``; when ``None`` the usual places are searched
+            (see :mod:`metabook.data.files`).
+        download: where the folder is missing, fetch the same faces with scikit-learn's
+            ``fetch_olivetti_faces`` (needs a network and scikit-learn).
+        image_size: side of the square images after resizing (the originals are 92 x 112,
+            so the faces are slightly squeezed sideways, as in the Olivetti version).
+        people: keep only these people (indices 0..39), e.g. one part of
+            :meth:`split_people`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        download: bool = True,
+        image_size: int = 64,
+        people: Sequence[int] | None = None,
+    ) -> None:
+        if not isinstance(image_size, int) or not 8 <= image_size <= 112:
+            raise ValueError(f"image_size must be an integer from 8 to 112, got {image_size!r}")
+        folders = [f for f in candidate_roots("orl_faces", root) if (f / "s1").is_dir()]
+        if folders:
+            pixels = _read_orl(folders[0], image_size)
+            self.source = str(folders[0])
+        elif download:
+            pixels = _fetch_olivetti(image_size)
+            self.source = "sklearn.datasets.fetch_olivetti_faces"
+        else:
+            looked = "\n".join(f"  - {f}" for f in candidate_roots("orl_faces", root))
+            raise DataNotFoundError(
+                f"the ORL faces (folders s1..s{PEOPLE}) were not found (download=False). "
+                f"Looked in:\n{looked}\nSet METABOOK_DATA to a folder holding orl_faces/."
+            )
+        labels = torch.arange(PEOPLE).repeat_interleave(IMAGES_PER_PERSON)
+        keep = torch.ones_like(labels, dtype=torch.bool)
+        if people is not None:
+            chosen = torch.as_tensor(list(people), dtype=torch.int64)
+            if chosen.numel() == 0 or chosen.min() < 0 or chosen.max() >= PEOPLE:
+                raise ValueError(f"people must be indices from 0 to {PEOPLE - 1}, got {people}")
+            keep = torch.isin(labels, chosen)
+        self.images = pixels[keep].unsqueeze(1).float().div_(255.0)
+        self.labels = labels[keep]
+        self.classes = [f"s{i + 1}" for i in range(PEOPLE)]
+        self.image_size = image_size
+
+    @staticmethod
+    def split_people(test: int = 10, seed: int = 0) -> tuple[list[int], list[int]]:
+        """A random split of the 40 people into ``40 - test`` for training and ``test`` for
+        testing (sorted lists of indices)."""
+        if not 2 <= test <= PEOPLE - 2:
+            raise ValueError(f"test must be between 2 and {PEOPLE - 2} people, got {test}")
+        order = torch.randperm(PEOPLE, generator=torch.Generator().manual_seed(seed)).tolist()
+        return sorted(order[test:]), sorted(order[:test])
+
+    def __len__(self) -> int:
+        return self.labels.numel()
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+    def __repr__(self) -> str:
+        people = self.labels.unique().numel()
+        return f"ORLFaces(images={len(self)}, people={people}, image_size={self.image_size})"
