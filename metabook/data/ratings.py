@@ -11,7 +11,7 @@ Two sources:
   redistribution, so metabook never fetches it.
 * :func:`simulate_ratings` makes a rating matrix from a stated generative model, for when
   no copy is at hand (as under CI). Its results are about that model, not about people;
-  :attr:`RatingData.simulated` says which is which.
+  the ``simulated`` field of :class:`RatingData` says which is which.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class RatingData:
 
     @property
     def feature_dim(self) -> int:
-        """The size of an example's input: item features then user features."""
+        """The size of an example's input (item features, then user features)."""
         return self.item_features.shape[1] + self.user_features.shape[1]
 
     def inputs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -224,7 +224,8 @@ class UserTasks:
         seed: seeds the sampler's own generator.
 
     Users with fewer than ``support + queries`` ratings are left out; a :class:`ValueError`
-    says so when none is left. ``sample(batch)`` returns an :class:`Episode` with inputs
+    says so when none is left. ``sample(batch)`` returns an
+    :class:`~metabook.data.episodes.Episode` with inputs
     ``[B, K, feature_dim]`` and targets ``[B, K, 1]`` (``regression=True``).
     """
 
