@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Conv4", "MLP", "NORMS", "conv_block"]
+__all__ = ["BagOfWords", "Conv4", "MLP", "NORMS", "conv_block"]
 
 
 NORMS = ("batch", "layer", "none")
@@ -130,3 +130,35 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class BagOfWords(nn.Module):
+    """A text encoder for token ids (chapter "Applications"): the mean of learned word
+    vectors over the words present (id 0 pads and is ignored), then a ReLU layer.
+
+    ``[..., length]`` token ids give ``[..., out_features]``; an utterance with no words
+    gives the ReLU layer's output for a zero vector.
+    """
+
+    def __init__(self, vocabulary_size: int, dim: int = 128, out_features: int = 128) -> None:
+        super().__init__()
+        if vocabulary_size < 2:
+            raise ValueError(f"vocabulary_size must be at least 2, got {vocabulary_size}")
+        self.words = nn.Embedding(vocabulary_size, dim, padding_idx=0)
+        self.out = nn.Linear(dim, out_features)
+        self.embedding_dim = out_features
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dtype != torch.int64 or tokens.dim() < 1:
+            raise ValueError(
+                f"BagOfWords expects int64 token ids [..., length], got {tokens.dtype}"
+            )
+        if int(tokens.max()) >= self.words.num_embeddings or int(tokens.min()) < 0:
+            raise ValueError(
+                f"token ids must be in 0..{self.words.num_embeddings - 1}; build the encoder "
+                "with the size of the vocabulary that encoded them"
+            )
+        present = (tokens != 0).unsqueeze(-1).to(self.words.weight.dtype)
+        total = (self.words(tokens) * present).sum(-2)
+        mean = total / present.sum(-2).clamp_min(1)
+        return torch.relu(self.out(mean))
