@@ -242,7 +242,8 @@ class UserTasks:
         pool = (
             torch.arange(data.user_features.shape[0]) if users is None else torch.as_tensor(users)
         )
-        counts = data.ratings_per_user()[pool]
+        per_user = data.ratings_per_user()
+        counts = per_user[pool]
         self.users = pool[counts >= support + queries]
         if self.users.numel() == 0:
             raise ValueError(
@@ -253,7 +254,8 @@ class UserTasks:
         self.generator = torch.Generator().manual_seed(seed)
         order = torch.argsort(data.users, stable=True)
         self._order = order
-        self._starts = torch.cumsum(data.ratings_per_user(), 0) - data.ratings_per_user()
+        self._counts = per_user
+        self._starts = torch.cumsum(per_user, 0) - per_user
 
     def sample(self, batch_size: int | None = None) -> Episode:
         """A task (or a batch of ``batch_size`` tasks)."""
@@ -262,7 +264,7 @@ class UserTasks:
         need = self.support + self.queries
         rows = []
         for user in picks.tolist():
-            start, n = int(self._starts[user]), int(self.data.ratings_per_user()[user])
+            start, n = int(self._starts[user]), int(self._counts[user])
             chosen = torch.randperm(n, generator=self.generator)[:need]
             rows.append(self._order[start + chosen])
         index = torch.stack(rows)

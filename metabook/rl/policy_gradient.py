@@ -250,11 +250,19 @@ class PolicyMAML(nn.Module):
         return {n: p - self.inner_lr * g for (n, p), g in zip(params.items(), grads, strict=True)}
 
     def adapt(
-        self, goals: torch.Tensor, steps: int = 1, generator: torch.Generator | None = None
+        self,
+        goals: torch.Tensor,
+        steps: int = 1,
+        generator: torch.Generator | None = None,
+        create_graph: bool | None = None,
     ) -> tuple[Params, list[Rollouts]]:
         """Parameters adapted to each goal of ``goals [B, 2]`` by ``steps`` inner steps, each
-        on fresh episodes; also the episodes of every step (before each update)."""
-        create_graph = self.training and not self.first_order and torch.is_grad_enabled()
+        on fresh episodes; also the episodes of every step (before each update).
+
+        ``create_graph`` (by default: in training mode, second order, gradients enabled)
+        keeps the inner steps differentiable for the meta-gradient."""
+        if create_graph is None:
+            create_graph = self.training and not self.first_order and torch.is_grad_enabled()
         params = self.batched_params(goals.shape[0])
         seen = []
         with torch.enable_grad():
@@ -280,6 +288,6 @@ class PolicyMAML(nn.Module):
         self, goals: torch.Tensor, steps: int = 3, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Mean return per task after 0, 1, ..., ``steps`` inner steps, ``[steps + 1, B]``."""
-        params, seen = self.adapt(goals, steps, generator)
+        params, seen = self.adapt(goals, steps, generator, create_graph=False)
         last = sample_rollouts(self.env, self.policy, goals, self.episodes, params, generator)
         return torch.stack([r.returns().mean(1) for r in [*seen, last]]).detach()
