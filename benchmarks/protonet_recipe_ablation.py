@@ -41,8 +41,7 @@ def main() -> None:
     mb.seed_everything(0)
     train_set = Omniglot("background_small1", rotations=True)
     test_set = Omniglot("background_small2")
-    seen = set(train_set.alphabets)
-    held_out = [c for c, n in enumerate(test_set.classes) if n.split("/")[0] not in seen]
+    held_out = test_set.classes_outside(train_set.alphabets)
     groups = train_set.class_alphabet if args.within else None
     # the characters `metabook train` would train on (it keeps 20% for validation)
     train_classes, _ = split_classes(len(train_set.classes), [0.8, 0.2], seed=0)

@@ -185,10 +185,10 @@ def _eval(args: argparse.Namespace) -> None:
     classes = None
     if args.held_out:
         trained = load_dataset(config["preprocessing"]["dataset"], args.data_root, image_size)
-        seen = {name.split("/")[0] for name in trained.classes}
-        classes = [c for c, name in enumerate(data.classes) if name.split("/")[0] not in seen]
-        if not classes:
-            raise ValueError(f"every alphabet of {args.dataset} was seen in training")
+        try:
+            classes = data.classes_outside(trained.alphabets)
+        except ValueError as err:
+            raise ValueError(f"every alphabet of {args.dataset} was seen in training") from err
     groups = data.class_alphabet if args.within_alphabet else None
     sampler = EpisodeSampler(
         data, args.ways, args.shots, args.queries, classes=classes, groups=groups

@@ -32,6 +32,17 @@ def test_minimal_splits_have_the_published_sizes(small1, data_root):
     assert small1.images.shape == (2720, 1, 28, 28) and small1.images.dtype == torch.float32
 
 
+def test_classes_outside_seen_alphabets(small1, data_root):
+    small2 = Omniglot("background_small2", root=data_root / "omniglot")
+    held_out = small2.classes_outside(small1.alphabets)
+    # Greek and Latin are in both minimal splits; the other alphabets of small2 are new
+    alphabets = {small2.classes[c].split("/")[0] for c in held_out}
+    assert alphabets == set(small2.alphabets) - {"Greek", "Latin"}
+    assert len(held_out) == sum(small2.classes[c].split("/")[0] in alphabets for c in range(156))
+    with pytest.raises(ValueError, match="every alphabet"):
+        small1.classes_outside(small1.alphabets)
+
+
 def test_every_class_has_one_drawing_by_each_of_20_drawers(small1):
     for cls in range(len(small1.classes)):
         drawers = small1.drawers[small1.labels == cls]

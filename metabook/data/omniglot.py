@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -270,6 +270,16 @@ class Omniglot(torch.utils.data.Dataset):
         self.class_alphabet = torch.tensor(
             [alphabet_index[name.split("/")[0]] for name in self.classes], dtype=torch.int64
         )
+
+    def classes_outside(self, alphabets: Iterable[str]) -> list[int]:
+        """The classes whose alphabet is not in ``alphabets``: for testing on alphabets a
+        learner never saw, ``test.classes_outside(train.alphabets)``. Raises
+        :class:`ValueError` when every alphabet is excluded."""
+        excluded = set(alphabets)
+        keep = [c for c, name in enumerate(self.classes) if name.split("/")[0] not in excluded]
+        if not keep:
+            raise ValueError(f"every alphabet of Omniglot({self.split!r}) is excluded")
+        return keep
 
     def __len__(self) -> int:
         return self.labels.numel()
