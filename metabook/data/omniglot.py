@@ -276,7 +276,8 @@ class Omniglot(torch.utils.data.Dataset):
         learner never saw, ``test.classes_outside(train.alphabets)``. Raises
         :class:`ValueError` when every alphabet is excluded."""
         excluded = set(alphabets)
-        keep = [c for c, name in enumerate(self.classes) if name.split("/")[0] not in excluded]
+        kept_alphabet = torch.tensor([name not in excluded for name in self.alphabets])
+        keep = torch.nonzero(kept_alphabet[self.class_alphabet]).squeeze(1).tolist()
         if not keep:
             raise ValueError(f"every alphabet of Omniglot({self.split!r}) is excluded")
         return keep
