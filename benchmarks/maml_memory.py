@@ -35,7 +35,7 @@ MODES = {
 
 def one(mode: str, steps: int, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    device = mb.device(args.device)
+    device = mb.pick_device(args.device)
     meta_batch, ways, per_class = args.meta_batch, args.ways, args.shots + 15
     torch.manual_seed(0)
     x = torch.rand(meta_batch, ways * per_class, 1, 28, 28)
@@ -85,7 +85,7 @@ def main() -> None:
         result = one(args.one[0], int(args.one[1]), args)
         print(json.dumps(result))
         return
-    device = mb.device(args.device)
+    device = mb.pick_device(args.device)
     where = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import metabook as mb
-from metabook.maml import MAML, MetaSGD
+from metabook.learners.optimisation.maml import MAML, MetaSGD
 
 
 def saved_bytes(fn) -> int:
@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--skip-batching", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = mb.device(args.device)
+    device = mb.pick_device(args.device)
     print(f"torch {torch.__version__}")
     compare(device, args.repeats, args.meta_batch, args.inner_steps, args.methods)
     if not args.skip_batching:

@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20, help="episodes per measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = mb.device(args.device)
+    device = mb.pick_device(args.device)
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"

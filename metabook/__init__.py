@@ -1,50 +1,75 @@
 """metabook: the companion package of the book *Meta-learning, from the ground up*.
 
-Each public object says in its docstring which chapter defines it.
+Each public object says in its docstring which chapter defines it. The package is laid out
+as the book is:
+
+* :mod:`metabook.data`: datasets, episodes and task sources; :mod:`metabook.files`: where
+  data files live and how they are fetched and written safely;
+* :mod:`metabook.models`: the backbones (Conv4, MLP, a bag of words);
+* :mod:`metabook.learners`: the few-shot learners by family (optimisation-based, metric,
+  model-based) and the one inner loop; :mod:`metabook.rl`: fast adaptation of policies;
+* :mod:`metabook.evaluation` and :mod:`metabook.training`: the protocol and the loop
+  shared by every learner; :mod:`metabook.checkpoints`, :mod:`metabook.config`,
+  :mod:`metabook.registry` and :mod:`metabook.runs`: runs that can be rebuilt;
+* :mod:`metabook.runtime`: devices, seeds and the chapters' preamble; :mod:`metabook.cli`:
+  the ``metabook`` command.
+
+The export rule: a package exports the union of its modules' ``__all__``; this top level
+exports the subpackages, every module, and the ``__all__`` of :mod:`~metabook.learners`,
+:mod:`~metabook.evaluation`, :mod:`~metabook.training`, :mod:`~metabook.checkpoints`,
+:mod:`~metabook.config`, :mod:`~metabook.registry` and :mod:`~metabook.runtime`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from metabook import _compat
+from metabook._version import __version__
 
-from metabook import data, models, nas, rl, task_attention
-from metabook.devices import device, seed_everything
-from metabook.evaluation import EvalResult, evaluate, mean_confidence_interval
-from metabook.in_context import InContextTransformer
-from metabook.learner import FewShotLearner, NearestNeighbour
-from metabook.maml import MAML, MetaSGD
-from metabook.mann import MANN
-from metabook.meta_lstm import MetaLSTM
-from metabook.metric import MatchingNetwork, ProtoNet, SiameseNetwork
-from metabook.reptile import Reptile
-from metabook.training import TrainHistory, load_checkpoint, meta_train
+_compat.install_moved_module_finder()
 
-try:
-    __version__ = version("metabook")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
+# the order is the layering: each module imports only those above it
+from metabook import files, runtime, config  # noqa: E402, I001
+from metabook import data, models, learners, rl, evaluation  # noqa: E402
+from metabook import checkpoints, training, registry, runs, cli  # noqa: E402
+from metabook.checkpoints import *  # noqa: E402, F403
+from metabook.config import *  # noqa: E402, F403
+from metabook.evaluation import *  # noqa: E402, F403
+from metabook.learners import *  # noqa: E402, F403
+from metabook.registry import *  # noqa: E402, F403
+from metabook.runtime import *  # noqa: E402, F403
+from metabook.training import *  # noqa: E402, F403
 
 __all__ = [
-    "EvalResult",
-    "FewShotLearner",
-    "InContextTransformer",
-    "MAML",
-    "MANN",
-    "MatchingNetwork",
-    "MetaLSTM",
-    "MetaSGD",
-    "NearestNeighbour",
-    "ProtoNet",
-    "Reptile",
-    "SiameseNetwork",
-    "TrainHistory",
+    "__version__",
+    "checkpoints",
+    "cli",
+    "config",
     "data",
-    "device",
-    "evaluate",
-    "load_checkpoint",
-    "mean_confidence_interval",
-    "meta_train",
+    "evaluation",
+    "files",
+    "learners",
     "models",
-    "nas",
+    "registry",
     "rl",
-    "seed_everything",
-    "task_attention",
+    "runs",
+    "runtime",
+    "training",
+    *learners.__all__,
+    *evaluation.__all__,
+    *training.__all__,
+    *checkpoints.__all__,
+    *config.__all__,
+    *registry.__all__,
+    *runtime.__all__,
 ]
+
+_renamed = _compat.moved_attribute(
+    "metabook", {"device": (lambda: runtime.pick_device, "metabook.pick_device")}
+)
+
+
+def __getattr__(name: str) -> object:
+    """Old names of 0.1: ``metabook.device`` and the modules that moved (each warns)."""
+    if f"metabook.{name}" in _compat.MOVED_MODULES:
+        import importlib
+
+        return importlib.import_module(f"metabook.{name}")
+    return _renamed(name)

@@ -1,4 +1,14 @@
-"""Evaluating a learner on episodes: mean and 95% interval (chapter "Core concepts")."""
+"""Measuring a learner: the few-shot protocol's mean and 95% interval over episodes
+(chapter "Core concepts"), and verification metrics, ROC curves and equal-error rates
+(chapter "Applications").
+
+Verification decides whether two inputs show the same identity from a similarity score and
+a threshold. For scores of pairs and whether each pair is really the same, the ROC curve
+gives, for every threshold, the true-positive rate (same pairs accepted) against the
+false-positive rate (different pairs accepted). The equal-error rate is where the
+false-positive rate equals the false-negative rate ``1 - TPR``: one number that does not
+depend on a chosen threshold.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +19,18 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from metabook.data.episodes import Episode
-from metabook.learner import FewShotLearner
+from metabook.data.episodes import Episode, TaskSource
+from metabook.learners.base import FewShotLearner
 
-__all__ = ["EvalResult", "evaluate", "mean_confidence_interval"]
+__all__ = [
+    "ROC",
+    "EvalResult",
+    "equal_error_rate",
+    "evaluate",
+    "mean_confidence_interval",
+    "pair_scores_by_identity",
+    "roc_curve",
+]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -25,7 +43,8 @@ def _mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (prediction - target).pow(2).flatten(-2).mean(-1)
 
 
-_METRICS: dict[str, Metric] = {"accuracy": _accuracy, "mse": _mse}
+#: The named metrics: the function, and whether a higher value is better.
+_METRICS: dict[str, tuple[Metric, bool]] = {"accuracy": (_accuracy, True), "mse": (_mse, False)}
 
 
 def mean_confidence_interval(values: torch.Tensor, z: float = 1.96) -> tuple[float, float]:
@@ -46,12 +65,19 @@ def mean_confidence_interval(values: torch.Tensor, z: float = 1.96) -> tuple[flo
 
 @dataclass
 class EvalResult:
-    """The outcome of :func:`evaluate`: ``mean``, ``ci95`` (half-width) and per-episode values."""
+    """The outcome of :func:`evaluate`: ``mean``, ``ci95`` (half-width), the per-episode
+    ``values``, the ``metric``'s name and whether a higher value of it is better."""
 
     mean: float
     ci95: float
     values: torch.Tensor
     metric: str
+    higher_is_better: bool = True
+
+    @property
+    def score(self) -> float:
+        """The mean, signed so that a larger score is always better (for model selection)."""
+        return self.mean if self.higher_is_better else -self.mean
 
     def __str__(self) -> str:
         if self.metric == "accuracy":
@@ -61,48 +87,132 @@ class EvalResult:
         return f"{self.metric} {self.mean:.4g} ± {self.ci95:.2g} ({self.values.numel()} episodes)"
 
 
+def _metric(
+    metric: str | Metric | None, regression: bool, higher_is_better: bool | None
+) -> tuple[Metric, str, bool]:
+    """The metric function, its name and its direction."""
+    if callable(metric):
+        if higher_is_better is None:
+            raise ValueError(
+                "say whether a higher value of a custom metric is better: "
+                "evaluate(..., metric=fn, higher_is_better=False) for an error rate"
+            )
+        return metric, getattr(metric, "__name__", "metric"), higher_is_better
+    name = metric or ("mse" if regression else "accuracy")
+    if name not in _METRICS:
+        raise ValueError(f"unknown metric {name!r}: use 'accuracy', 'mse' or a function")
+    fn, higher = _METRICS[name]
+    return fn, name, higher
+
+
 def evaluate(
     learner: FewShotLearner,
     episodes: Iterable[Episode],
     device: torch.device | str | None = None,
     metric: str | Metric | None = None,
     progress: bool = False,
+    higher_is_better: bool | None = None,
 ) -> EvalResult:
     """Evaluate ``learner`` on ``episodes`` (single episodes or batches).
 
     The standard protocol draws 600 test episodes, e.g.
     ``evaluate(learner, sampler.episodes(600))``. ``metric`` is ``"accuracy"`` (the default
     for classification), ``"mse"`` (the default for regression) or a function of
-    ``(prediction, target)`` that returns one value per episode. Returns the mean and the
-    95% confidence interval over episodes.
+    ``(prediction, target)`` that returns one value per episode (then say whether higher
+    is better). Returns the mean and the 95% confidence interval over episodes.
     """
+    if isinstance(episodes, TaskSource):
+        raise TypeError(
+            f"evaluate needs a finite collection of episodes, and {type(episodes).__name__} "
+            "draws them without end: pass source.episodes(600)"
+        )
     if device is None:
-        try:
-            device = next(learner.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-    if isinstance(metric, str) and metric not in _METRICS:
-        raise ValueError(f"unknown metric {metric!r}: use 'accuracy', 'mse' or a function")
+        device = next((p.device for p in learner.parameters()), torch.device("cpu"))
     was_training = learner.training
     learner.eval()
     values: list[torch.Tensor] = []
-    name = "metric"
+    chosen: tuple[Metric, str, bool] | None = None
     try:
         for episode in tqdm(episodes, desc="evaluate", disable=not progress, leave=False):
             if episode.query_y is None:
                 raise ValueError("evaluation episodes need query_y")
+            if chosen is None:
+                chosen = _metric(metric, episode.regression, higher_is_better)
             episode = episode.to(device)
-            if callable(metric):
-                fn, name = metric, getattr(metric, "__name__", "metric")
-            else:
-                name = metric or ("mse" if episode.regression else "accuracy")
-                fn = _METRICS[name]
-            score = fn(learner.predict(episode), episode.query_y)
+            score = chosen[0](learner.predict(episode), episode.query_y)
             values.append(torch.as_tensor(score).detach().cpu().reshape(-1))
     finally:
         learner.train(was_training)
-    if not values:
+    if chosen is None:
         raise ValueError("no episodes were given to evaluate")
     stacked = torch.cat(values)
     mean, ci95 = mean_confidence_interval(stacked)
-    return EvalResult(mean=mean, ci95=ci95, values=stacked, metric=name)
+    return EvalResult(mean, ci95, stacked, chosen[1], chosen[2])
+
+
+@dataclass
+class ROC:
+    """``fpr``, ``tpr`` and ``thresholds`` (decreasing; a pair is accepted when its score
+    is ``>= threshold``), starting at (0, 0) with threshold ``+inf``."""
+
+    fpr: torch.Tensor
+    tpr: torch.Tensor
+    thresholds: torch.Tensor
+
+    def auc(self) -> float:
+        """The area under the curve (trapezoids)."""
+        return float(torch.trapezoid(self.tpr, self.fpr))
+
+
+def _check(scores: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    scores = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
+    same = torch.as_tensor(same).reshape(-1).bool()
+    if scores.numel() != same.numel():
+        raise ValueError(f"{scores.numel()} scores but {same.numel()} labels")
+    if not same.any() or same.all():
+        raise ValueError("a ROC curve needs both same-identity and different-identity pairs")
+    return scores, same
+
+
+def roc_curve(scores: torch.Tensor, same: torch.Tensor) -> ROC:
+    """The ROC curve of ``scores`` (higher = more alike) for pairs labelled ``same``;
+    one point per distinct score."""
+    scores, same = _check(scores, same)
+    order = torch.argsort(scores, descending=True, stable=True)
+    s, y = scores[order], same[order].double()
+    tp, fp = torch.cumsum(y, 0), torch.cumsum(1 - y, 0)
+    last = torch.ones_like(s, dtype=torch.bool)  # keep the last of each run of equal scores
+    last[:-1] = s[1:] != s[:-1]
+    zero = s.new_zeros(1)
+    return ROC(
+        torch.cat([zero, fp[last] / fp[-1]]),
+        torch.cat([zero, tp[last] / tp[-1]]),
+        torch.cat([s.new_full((1,), float("inf")), s[last]]),
+    )
+
+
+def equal_error_rate(scores: torch.Tensor, same: torch.Tensor) -> tuple[float, float]:
+    """The equal-error rate and its threshold: linear interpolation between the two ROC
+    points where ``FPR - FNR`` changes sign."""
+    roc = roc_curve(scores, same)
+    gap = roc.fpr - (1 - roc.tpr)  # increasing from -1 to +1 along the curve
+    i = int(torch.nonzero(gap >= 0)[0])
+    if gap[i] == 0 or i == 0:
+        return float(roc.fpr[i]), float(roc.thresholds[i])
+    w = float(-gap[i - 1] / (gap[i] - gap[i - 1]))
+    rate = (1 - w) * roc.fpr[i - 1] + w * roc.fpr[i]
+    low, high = roc.thresholds[i], roc.thresholds[i - 1]
+    threshold = high if torch.isinf(high) else (1 - w) * high + w * low
+    return float(rate), float(threshold)
+
+
+def pair_scores_by_identity(
+    similarity: torch.Tensor, identities: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """From a square similarity matrix ``[N, N]`` of ``N`` examples with ``identities [N]``,
+    the scores of all ``N (N - 1) / 2`` distinct pairs and whether each is the same identity."""
+    n = identities.numel()
+    if similarity.shape != (n, n):
+        raise ValueError(f"similarity must be [{n}, {n}], got {tuple(similarity.shape)}")
+    i, j = torch.triu_indices(n, n, offset=1, device=similarity.device)
+    return similarity[i, j], identities[i] == identities[j]

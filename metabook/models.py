@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metabook._compat import renamed_arguments
+
 __all__ = ["BagOfWords", "Conv4", "MLP", "NORMS", "conv_block"]
 
 
@@ -53,7 +55,7 @@ def conv_block(
 class Conv4(nn.Module):
     """The four-block convolutional network of the few-shot literature.
 
-    Four blocks of [3x3 conv with ``hidden`` channels, BatchNorm, ReLU, 2x2 max-pool], as in
+    Four blocks of [3x3 conv with ``channels`` channels, BatchNorm, ReLU, 2x2 max-pool], as in
     Vinyals et al. (2016), Finn et al. (2017) and Snell et al. (2017). A 28x28 Omniglot
     image becomes a 64-dimensional embedding (28 -> 14 -> 7 -> 3 -> 1).
 
@@ -61,9 +63,9 @@ class Conv4(nn.Module):
         out_features: add a linear head with this many outputs (for MAML); ``None``
             returns the flattened embedding (for metric-based learners).
         in_channels: 1 for Omniglot, 3 for colour images.
-        hidden: channels of every block.
+        channels: channels of every block.
         image_size: the side of the input images, which fixes the embedding size
-            (``hidden * (image_size // 16) ** 2``: 64 for 28x28, 1600 for 84x84).
+            (``channels * (image_size // 16) ** 2``: 64 for 28x28, 1600 for 84x84).
         norm: ``"batch"`` (BatchNorm with batch statistics), ``"layer"`` (per example, for
             learners whose predictions must not depend on the other examples of a batch)
             or ``"none"``.
@@ -74,11 +76,12 @@ class Conv4(nn.Module):
     each task with its own statistics.
     """
 
+    @renamed_arguments(hidden="channels")
     def __init__(
         self,
         out_features: int | None = None,
         in_channels: int = 1,
-        hidden: int = 64,
+        channels: int = 64,
         image_size: int = 28,
         norm: str = "batch",
     ) -> None:
@@ -91,12 +94,12 @@ class Conv4(nn.Module):
         if side < 1:
             raise ValueError(f"image_size must be at least 16 for four poolings, got {image_size}")
         self.in_channels, self.image_size = in_channels, image_size
-        self.embedding_dim = hidden * side * side
+        self.embedding_dim = channels * side * side
         self.features = nn.Sequential(
-            conv_block(in_channels, hidden, norm=norm),
-            conv_block(hidden, hidden, norm=norm),
-            conv_block(hidden, hidden, norm=norm),
-            conv_block(hidden, hidden, norm=norm),
+            conv_block(in_channels, channels, norm=norm),
+            conv_block(channels, channels, norm=norm),
+            conv_block(channels, channels, norm=norm),
+            conv_block(channels, channels, norm=norm),
         )
         self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
 
@@ -115,13 +118,18 @@ class Conv4(nn.Module):
 
 
 class MLP(nn.Module):
-    """A fully connected ReLU network, by default 1 -> 40 -> 40 -> 1 as for MAML's sine tasks."""
+    """A fully connected ReLU network, by default 1 -> 40 -> 40 -> 1 as for MAML's sine tasks
+    (``hidden_sizes`` are the widths of the hidden layers)."""
 
+    @renamed_arguments(hidden="hidden_sizes")
     def __init__(
-        self, in_features: int = 1, out_features: int = 1, hidden: tuple[int, ...] = (40, 40)
+        self,
+        in_features: int = 1,
+        out_features: int = 1,
+        hidden_sizes: tuple[int, ...] = (40, 40),
     ) -> None:
         super().__init__()
-        sizes = (in_features, *hidden)
+        sizes = (in_features, *hidden_sizes)
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]

@@ -7,24 +7,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from metabook.data.episodes import Episode
-from metabook.data.files import atomic_write
-from metabook.devices import device as pick_device
+from metabook.checkpoints import Checkpoint
+from metabook.config import RunConfig
+from metabook.data.episodes import Episode, TaskSource
 from metabook.evaluation import EvalResult, evaluate
-from metabook.learner import FewShotLearner
+from metabook.learners.base import FewShotLearner
+from metabook.runtime import pick_device
 
-__all__ = ["TaskSource", "TrainHistory", "meta_train", "load_checkpoint"]
+__all__ = ["TrainHistory", "meta_train"]
 
-
-class TaskSource(Protocol):
-    """Anything with ``sample(batch_size)`` returning a batch of episodes."""
-
-    def sample(self, batch_size: int | None = None) -> Episode: ...
+Scheduler = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 @dataclass
@@ -37,14 +34,14 @@ class TrainHistory:
 
     @property
     def best(self) -> tuple[int, EvalResult] | None:
-        """The step and result of the best validation (highest accuracy, lowest error)."""
+        """The step and result of the best validation (by :attr:`EvalResult.score`)."""
         if not self.val_results:
             return None
-        sign = 1.0 if self.val_results[0].metric == "accuracy" else -1.0
-        i = max(range(len(self.val_results)), key=lambda k: sign * self.val_results[k].mean)
+        i = max(range(len(self.val_results)), key=lambda k: self.val_results[k].score)
         return self.val_steps[i], self.val_results[i]
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain data, as a checkpoint stores it."""
         return {
             "losses": self.losses,
             "val_steps": self.val_steps,
@@ -53,36 +50,77 @@ class TrainHistory:
         }
 
 
-def _save(
-    path: Path,
+class _Run:
+    """The state of one :func:`meta_train` call: where to save, what is best so far."""
+
+    def __init__(
+        self,
+        learner: FewShotLearner,
+        folder: Path | None,
+        config: RunConfig | None,
+        val_episodes: list[Episode] | None,
+        device: torch.device,
+    ) -> None:
+        self.learner, self.folder, self.config = learner, folder, config
+        self.val_episodes, self.device = val_episodes, device
+        self.history = TrainHistory()
+
+    def save(self, name: str, step: int) -> None:
+        if self.folder is None:
+            return
+        Checkpoint(
+            state_dict=self.learner.state_dict(),
+            step=step,
+            history=self.history.as_dict(),
+            config=self.config,
+            learner=type(self.learner).__name__,
+        ).save(self.folder / name)
+
+    def validate(self, step: int) -> None:
+        """Evaluate on the validation episodes; save ``best.pt`` when the score improves."""
+        if not self.val_episodes:
+            return
+        result = evaluate(self.learner, self.val_episodes, device=self.device)
+        best = self.history.best
+        self.history.val_steps.append(step)
+        self.history.val_results.append(result)
+        if best is None or result.score > best[1].score:
+            self.save("best.pt", step)
+
+
+def _optimizer(
+    learner: FewShotLearner, optimizer: torch.optim.Optimizer | None, lr: float
+) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
+    params = [p for p in learner.parameters() if p.requires_grad]
+    if optimizer is None:
+        if not params:
+            raise ValueError(f"{type(learner).__name__} has no trainable parameters to train")
+        optimizer = torch.optim.Adam(params, lr=lr)
+    return optimizer, params
+
+
+def _step(
     learner: FewShotLearner,
+    batch: Episode,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    grad_clip: float | None,
     step: int,
-    history: TrainHistory,
-    config: dict[str, Any] | None,
-) -> None:
-    blob = {
-        "state_dict": learner.state_dict(),
-        "step": step,
-        "history": history.as_dict(),
-        "config": config or {},
-        "learner": type(learner).__name__,
-    }
-    atomic_write(path, lambda tmp: torch.save(blob, tmp))
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str], learner: FewShotLearner | None = None
-) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`meta_train` (safely: tensors and plain data only).
-
-    With ``learner`` given, its weights are loaded from the checkpoint.
-    """
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or "state_dict" not in blob:
-        raise ValueError(f"{path} is not a metabook checkpoint")
-    if learner is not None:
-        learner.load_state_dict(blob["state_dict"])
-    return blob
+) -> float:
+    """One optimiser step on the meta-training loss of ``batch``; returns the loss."""
+    loss = learner.loss(batch)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"the meta-training loss became {value} at step {step}; lower the learning "
+            "rate or use grad_clip"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return value
 
 
 def meta_train(
@@ -95,12 +133,11 @@ def meta_train(
     val_episodes: list[Episode] | None = None,
     val_every: int = 100,
     checkpoint_dir: str | os.PathLike[str] | None = None,
-    config: dict[str, Any] | None = None,
+    config: RunConfig | None = None,
     device: torch.device | str = "auto",
     grad_clip: float | None = None,
     progress: bool = True,
-    scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
-    | None = None,
+    scheduler: Scheduler | None = None,
 ) -> TrainHistory:
     """Meta-train ``learner`` for ``steps`` steps on batches of ``meta_batch`` episodes.
 
@@ -108,8 +145,9 @@ def meta_train(
     one optimiser step (Adam with learning rate ``lr`` unless ``optimizer`` is given). Every
     ``val_every`` steps and at the end, the learner is evaluated on ``val_episodes``; with
     ``checkpoint_dir`` the weights are saved as ``last.pt`` and, when validation improves,
-    ``best.pt``, together with ``config`` (whatever describes the run). A loss that is
-    not finite stops training with :class:`FloatingPointError` naming the step.
+    ``best.pt``, together with ``config`` (the :class:`~metabook.config.RunConfig` from
+    which :func:`~metabook.registry.load_learner` rebuilds the learner). A loss that is not
+    finite stops training with :class:`FloatingPointError` naming the step.
 
     ``scheduler`` builds a learning-rate schedule from the optimiser (for example
     ``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)``); it is stepped
@@ -120,58 +158,29 @@ def meta_train(
             f"need steps >= 0, meta_batch >= 1 and val_every >= 1; got {steps}, {meta_batch}, "
             f"{val_every}"
         )
+    if config is not None and not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a metabook.RunConfig, got {type(config).__name__}")
     target = pick_device(device)
     learner.to(target)
-    params = [p for p in learner.parameters() if p.requires_grad]
-    if optimizer is None:
-        if not params:
-            raise ValueError(f"{type(learner).__name__} has no trainable parameters to train")
-        optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer, params = _optimizer(learner, optimizer, lr)
     schedule = scheduler(optimizer) if scheduler is not None else None
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    history = TrainHistory()
-
-    best: float | None = None
-
-    def validate(step: int) -> None:
-        nonlocal best
-        if not val_episodes:
-            return
-        result = evaluate(learner, val_episodes, device=target)
-        history.val_steps.append(step)
-        history.val_results.append(result)
-        score = result.mean if result.metric == "accuracy" else -result.mean
-        if best is None or score > best:
-            best = score
-            if folder is not None:
-                _save(folder / "best.pt", learner, step, history, config)
-
+    run = _Run(learner, folder, config, val_episodes, target)
     learner.train()
     bar = tqdm(range(1, steps + 1), desc="meta-train", disable=not progress)
     for step in bar:
-        batch = tasks.sample(meta_batch).to(target)
-        loss = learner.loss(batch)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"the meta-training loss became {value} at step {step}; lower the learning "
-                "rate or use grad_clip"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
+        value = _step(
+            learner, tasks.sample(meta_batch).to(target), optimizer, params, grad_clip, step
+        )
         if schedule is not None:
             schedule.step()
-        history.losses.append(value)
+        run.history.losses.append(value)
         if step % val_every == 0 or step == steps:
-            validate(step)
+            run.validate(step)
             learner.train()
-            if folder is not None:
-                _save(folder / "last.pt", learner, step, history, config)
+            run.save("last.pt", step)
         postfix = {"loss": f"{value:.3f}"}
-        if history.val_results:
-            postfix["val"] = f"{history.val_results[-1].mean:.3f}"
+        if run.history.val_results:
+            postfix["val"] = f"{run.history.val_results[-1].mean:.3f}"
         bar.set_postfix(postfix, refresh=False)
-    return history
+    return run.history

@@ -10,7 +10,8 @@ import pytest
 import tomllib
 import torch
 
-from metabook.cli import main, restore
+import metabook as mb
+from metabook.cli import main
 from tests.conftest import write_omniglot_split, write_one_shot_runs
 
 
@@ -40,10 +41,11 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     )
     assert status == 0, err
     assert (out_dir / "last.pt").exists() and (out_dir / "best.pt").exists()
-    learner, config = restore(out_dir / "last.pt")
-    assert config["method"] == "protonet" and config["backbone"] == "Conv4"
-    assert config["preprocessing"]["image_size"] == 28
-    assert config["args"]["steps"] == 4 and config["args"]["ways"] == 3
+    learner, config = mb.load_run(out_dir / "last.pt")
+    assert config.method == "protonet" and config.backbone == mb.BackboneConfig("conv4", 64)
+    assert config.data.image_size == 28 and config.data.dataset == "omniglot:evaluation"
+    assert config.train.steps == 4 and config.ways == 3 and config.queries == 1
+    assert config.command.startswith("metabook ")
     trained = torch.load(out_dir / "last.pt", weights_only=True)["state_dict"]
     for name, value in learner.state_dict().items():
         assert torch.equal(value, trained[name])
@@ -95,22 +97,22 @@ def test_the_console_script_is_declared_and_the_module_runs():
         text=True,
         check=True,
     )
-    assert "--method {protonet,matching,siamese,maml,fomaml,reptile,metasgd}" in out.stdout
+    assert "--method {" + ",".join(mb.LEARNERS) + "}" in out.stdout
 
 
 def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatch):
     """--within-alphabet draws every training episode from one alphabet; --augment distorts
     the images; both are recorded in the checkpoint's preprocessing."""
-    import metabook.cli as cli
+    import metabook.runs as runs
 
     seen = {}
-    real_meta_train = cli.meta_train
+    real_meta_train = runs.meta_train
 
     def spy(learner, tasks, **kwargs):
         seen["tasks"], seen["val"] = tasks, kwargs["val_episodes"]
         return real_meta_train(learner, tasks, **kwargs)
 
-    monkeypatch.setattr(cli, "meta_train", spy)
+    monkeypatch.setattr(runs, "meta_train", spy)
     out_dir = fixture_root / "recipe"
     status, out, err = run(
         capsys,
@@ -119,7 +121,7 @@ def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatc
         f"--augment --within-alphabet --rotations --out {out_dir} --device cpu --quiet",
     )
     assert status == 0, err
-    data = cli.load_dataset("omniglot:evaluation", str(fixture_root), 28, rotations=True)
+    data = runs.load_dataset("omniglot:evaluation", str(fixture_root), 28, rotations=True)
     tasks = seen["tasks"]
     for _ in range(20):
         episode = tasks.sample(1)
@@ -132,6 +134,5 @@ def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatc
         originals = data.images[episode.info["indices"][:, 0]]
         assert torch.equal(episode.support_x, originals)
         assert data.class_alphabet[episode.info["classes"]].unique().numel() == 1
-    _, config = restore(out_dir / "last.pt")
-    assert config["preprocessing"]["augment"] is True
-    assert config["args"]["within_alphabet"] is True
+    _, config = mb.load_run(out_dir / "last.pt")
+    assert config.data.augment is True and config.data.within_alphabet is True

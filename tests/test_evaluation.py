@@ -11,7 +11,7 @@ from torch import nn
 
 import metabook as mb
 from metabook.data import Episode, EpisodeSampler
-from metabook.learner import class_max
+from metabook.learners.base import class_max
 
 
 def test_class_max_by_hand():
@@ -61,8 +61,8 @@ class AlwaysZero(mb.FewShotLearner):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(()))
 
-    def forward(self, support_x, support_y, query_x):
-        ways = int(support_y.max()) + 1
+    def forward(self, support_x, support_y, query_x, ways=None):
+        ways = mb.episode_ways(support_y, ways)
         logits = torch.zeros(*query_x.shape[:-1], ways) + self.bias
         logits[..., 0] += 1
         return logits
@@ -91,8 +91,11 @@ def test_evaluate_with_perfect_learner_and_custom_metric():
     def error_rate(prediction, target):
         return (prediction != target).float().mean(-1)
 
-    result = mb.evaluate(AlwaysZero(), [episode], metric=error_rate)
+    result = mb.evaluate(AlwaysZero(), [episode], metric=error_rate, higher_is_better=False)
     assert result.mean == pytest.approx(0.8) and result.metric == "error_rate"
+    assert result.score == pytest.approx(-0.8)  # lower is better: the score is signed
+    with pytest.raises(ValueError, match="higher_is_better"):
+        mb.evaluate(AlwaysZero(), [episode], metric=error_rate)
     with pytest.raises(ValueError, match="unknown metric"):
         mb.evaluate(AlwaysZero(), [episode], metric="f1")
     with pytest.raises(ValueError, match="no episodes"):
@@ -100,7 +103,7 @@ def test_evaluate_with_perfect_learner_and_custom_metric():
 
 
 class Zero(mb.FewShotLearner):
-    def forward(self, support_x, support_y, query_x):
+    def forward(self, support_x, support_y, query_x, ways=None):
         return torch.zeros_like(query_x)
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from metabook.data.files import (
+from metabook.files import (
     DataNotFoundError,
     RemoteFile,
     candidate_roots,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import metabook as mb
-from metabook.maml import MAML
+from metabook.learners.optimisation.maml import MAML
 
 
 def seed_reptile(model, task, inner_steps, optimizer):
@@ -105,7 +105,7 @@ def test_the_seed_prototypes_have_one_row_per_example_not_per_class():
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     seed = seed_compute_prototypes(z, y)
     assert seed.shape == (6, 2)  # 3-way 2-shot: six "prototypes"
-    fixed = mb.metric.prototypes(z, y)
+    fixed = mb.learners.metric.prototypes(z, y)
     assert fixed.tolist() == [[1.0, 0.0], [10.0, 1.0], [0.0, 11.0]]
     # each seed row is the mean of one example's class, in the set's arbitrary (identity
     # hash) order: an argmax over them indexes an example, not a class
@@ -120,7 +120,7 @@ def test_the_contrastive_label_read_as_same_class_pushes_the_wrong_pairs():
     and a different-class pair at distance 0 pays nothing: the gradient pulls the wrong pairs."""
     distance = torch.tensor([0.2], requires_grad=True)
     same_pair = torch.tensor([0])  # metabook: dissimilar = 0
-    (pull,) = torch.autograd.grad(mb.metric.contrastive_loss(distance, same_pair), distance)
-    (push,) = torch.autograd.grad(mb.metric.contrastive_loss(distance, 1 - same_pair), distance)
+    (pull,) = torch.autograd.grad(mb.learners.metric.contrastive_loss(distance, same_pair), distance)
+    (push,) = torch.autograd.grad(mb.learners.metric.contrastive_loss(distance, 1 - same_pair), distance)
     assert pull.item() == pytest.approx(2 * 0.2)  # d/dD of D^2: moves the pair together
     assert push.item() == pytest.approx(-2 * (1 - 0.2))  # the seed's reading: apart

@@ -37,7 +37,6 @@ def test_meta_training_learns_a_metric_and_checkpoints(tmp_path):
         val_episodes=val_episodes,
         val_every=50,
         checkpoint_dir=tmp_path,
-        config={"method": "nn"},
         device="cpu",
         progress=False,
     )
@@ -48,15 +47,15 @@ def test_meta_training_learns_a_metric_and_checkpoints(tmp_path):
     assert sum(history.losses[-20:]) < sum(history.losses[:20])
 
     last = mb.load_checkpoint(tmp_path / "last.pt")
-    assert last["step"] == 150 and last["config"] == {"method": "nn"}
-    assert last["learner"] == "NearestNeighbour"
-    assert len(last["history"]["val_mean"]) == 3
+    assert last.step == 150 and last.config is None  # no run configuration was given
+    assert last.learner == "NearestNeighbour" and last.version == mb.__version__
+    assert len(last.history["val_mean"]) == 3
     restored = mb.NearestNeighbour(nn.Linear(10, 10))
     mb.load_checkpoint(tmp_path / "last.pt", restored)
     for a, b in zip(restored.parameters(), learner.parameters(), strict=True):
         assert torch.equal(a, b)
     best_step, best_result = history.best
-    assert mb.load_checkpoint(tmp_path / "best.pt")["step"] == best_step
+    assert mb.load_checkpoint(tmp_path / "best.pt").step == best_step
     assert best_result.mean == max(r.mean for r in history.val_results)
 
 
@@ -83,6 +82,8 @@ def test_bad_training_arguments():
         mb.meta_train(mb.NearestNeighbour(), tasks, steps=1, device="cpu", progress=False)
     with pytest.raises(ValueError, match="meta_batch >= 1"):
         mb.meta_train(mb.NearestNeighbour(nn.Linear(10, 2)), tasks, steps=1, meta_batch=0)
+    with pytest.raises(TypeError, match="config must be a metabook.RunConfig"):
+        mb.meta_train(mb.NearestNeighbour(nn.Linear(10, 2)), tasks, steps=1, config={"a": 1})
 
 
 def test_load_checkpoint_rejects_other_files(tmp_path):
@@ -98,7 +99,7 @@ class ConstantGradient(mb.FewShotLearner):
         super().__init__()
         self.w = nn.Parameter(torch.zeros((), dtype=torch.float64))
 
-    def forward(self, support_x, support_y, query_x):
+    def forward(self, support_x, support_y, query_x, ways=None):
         raise NotImplementedError  # never evaluated in this test
 
     def loss(self, episode):

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from metabook.data.episodes import Episode
+from metabook.data.episodes import Episode, TaskSource
 
 __all__ = ["AugmentedTasks", "RandomAffine"]
 
@@ -53,19 +53,21 @@ class RandomAffine:
         self.degrees, self.translate, self.scale, self.shear = degrees, translate, scale, shear
         self.fill, self.generator = fill, generator
 
-    def _uniform(self, n: int, half_width: float, centre: float = 0.0) -> torch.Tensor:
-        u = torch.rand(n, generator=self.generator, dtype=torch.float64)
-        return centre + half_width * (2 * u - 1)
-
-    def matrices(self, n: int) -> torch.Tensor:
+    def matrices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` random maps as ``[n, 2, 3]`` matrices in the normalised coordinates of
         :func:`torch.nn.functional.affine_grid` (each maps an output pixel to the input
-        location it reads from)."""
-        angle = self._uniform(n, math.radians(self.degrees))
+        location it reads from), drawn from ``generator`` (by default the transform's)."""
+        generator = self.generator if generator is None else generator
+
+        def uniform(count: int, half_width: float, centre: float = 0.0) -> torch.Tensor:
+            u = torch.rand(count, generator=generator, dtype=torch.float64)
+            return centre + half_width * (2 * u - 1)
+
+        angle = uniform(n, math.radians(self.degrees))
         low, high = self.scale
-        zoom = self._uniform(n, (high - low) / 2, (high + low) / 2)
-        shear = self._uniform(n, self.shear)
-        shift = self._uniform(2 * n, 2 * self.translate).view(n, 2)
+        zoom = uniform(n, (high - low) / 2, (high + low) / 2)
+        shear = uniform(n, self.shear)
+        shift = uniform(2 * n, 2 * self.translate).view(n, 2)
         cos, sin = torch.cos(angle), torch.sin(angle)
         rotate = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
         shear_m = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
@@ -75,7 +77,11 @@ class RandomAffine:
         offset = -(inverse @ shift.unsqueeze(-1))
         return torch.cat([inverse, offset], dim=-1)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Every image distorted by its own map, drawn from ``generator`` (by default the
+        transform's)."""
         if images.dim() < 3 or not images.is_floating_point():
             raise ValueError(
                 f"RandomAffine needs float images [..., C, H, W]; got {tuple(images.shape)} "
@@ -83,7 +89,7 @@ class RandomAffine:
             )
         lead, (c, h, w) = images.shape[:-3], images.shape[-3:]
         flat = images.reshape(-1, c, h, w)
-        theta = self.matrices(flat.shape[0]).to(device=images.device, dtype=images.dtype)
+        theta = self.matrices(flat.shape[0], generator).to(device=images.device, dtype=images.dtype)
         grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
         out = F.grid_sample(
             flat - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False
@@ -91,26 +97,36 @@ class RandomAffine:
         return (out + self.fill).reshape(*lead, c, h, w)
 
 
-class AugmentedTasks:
+class AugmentedTasks(TaskSource):
     """A task source whose episodes come with every image distorted by ``transform``.
 
     ``AugmentedTasks(EpisodeSampler(...), RandomAffine())`` plugs into
     :func:`~metabook.training.meta_train` in place of the sampler. Support and query images are
     distorted independently; labels and ``info`` are unchanged. Use it for training only:
     evaluation episodes should be the data as it is.
+
+    ``sample(batch_size)`` draws the episode from the inner source's generator and the
+    distortions from the transform's; ``sample(batch_size, generator)`` draws both from
+    ``generator``, so :meth:`episodes` gives a fixed list.
     """
 
-    def __init__(self, tasks: object, transform: RandomAffine) -> None:
-        if not callable(getattr(tasks, "sample", None)):
-            raise TypeError(f"tasks must have a sample(batch_size) method; got {type(tasks)}")
+    def __init__(self, tasks: TaskSource, transform: RandomAffine) -> None:
+        if not isinstance(tasks, TaskSource):
+            raise TypeError(
+                f"tasks must be a metabook task source (e.g. an EpisodeSampler); got {type(tasks)}"
+            )
         self.tasks, self.transform = tasks, transform
+        self.seed, self.generator = tasks.seed, tasks.generator
 
-    def sample(self, batch_size: int | None = None) -> Episode:
-        episode: Episode = self.tasks.sample(batch_size)  # type: ignore[attr-defined]
+    def sample(
+        self, batch_size: int | None = None, generator: torch.Generator | None = None
+    ) -> Episode:
+        """Episodes of the inner source, distorted."""
+        episode = self.tasks.sample(batch_size, generator)
         return Episode(
-            support_x=self.transform(episode.support_x),
+            support_x=self.transform(episode.support_x, generator),
             support_y=episode.support_y,
-            query_x=self.transform(episode.query_x),
+            query_x=self.transform(episode.query_x, generator),
             query_y=episode.query_y,
             regression=episode.regression,
             info=episode.info,

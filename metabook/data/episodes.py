@@ -8,13 +8,14 @@ cannot memorise which character is "class 3".
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["Episode", "EpisodeSampler", "is_batched", "split_classes"]
+__all__ = ["Episode", "EpisodeSampler", "TaskSource", "is_batched", "split_classes"]
 
 
 def _lead_dims(support_x: torch.Tensor, support_y: torch.Tensor, regression: bool) -> int:
@@ -36,6 +37,57 @@ def is_batched(support_x: torch.Tensor, support_y: torch.Tensor) -> bool:
     return _lead_dims(support_x, support_y, regression) == 2
 
 
+def _check_shapes(
+    sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor | None, label_dims: int
+) -> None:
+    """The shapes of an episode's four tensors agree (``label_dims``: 1 single, 2 batched)."""
+    if label_dims not in (1, 2):
+        raise ValueError(
+            f"support_y must have shape [N*K] (one episode) or [B, N*K] (a batch); "
+            f"got {tuple(sy.shape)}"
+        )
+    batched = label_dims == 2
+    if sx.shape[:label_dims] != sy.shape[:label_dims]:
+        raise ValueError(
+            f"support_x {tuple(sx.shape)} and support_y {tuple(sy.shape)} disagree on the "
+            f"number of {'tasks and ' if batched else ''}support examples"
+        )
+    if batched and qx.shape[:1] != sx.shape[:1]:
+        raise ValueError(
+            f"query_x {tuple(qx.shape)} has {qx.shape[0]} tasks but support_x has {sx.shape[0]}"
+        )
+    if qx.shape[label_dims:] != sx.shape[label_dims:]:
+        raise ValueError(
+            f"query examples {tuple(qx.shape[label_dims:])} and support examples "
+            f"{tuple(sx.shape[label_dims:])} have different shapes"
+        )
+    if qy is not None and qy.shape[:label_dims] != qx.shape[:label_dims]:
+        raise ValueError(
+            f"query_x {tuple(qx.shape)} and query_y {tuple(qy.shape)} disagree on the "
+            "number of query examples"
+        )
+
+
+def _check_labels(sy: torch.Tensor, qy: torch.Tensor | None) -> int:
+    """Check class labels once, where the episode is built; return the number of classes."""
+    for name, labels in (("support_y", sy), ("query_y", qy)):
+        if labels is not None and (labels.dtype.is_floating_point or labels.dtype == torch.bool):
+            raise ValueError(f"{name} must hold integer class labels, got {labels.dtype}")
+    if sy.numel() == 0:
+        return 0
+    if int(sy.min()) < 0:
+        raise ValueError(f"support_y holds a negative label ({int(sy.min())})")
+    ways = int(sy.max()) + 1
+    if qy is not None and qy.numel():
+        low, high = int(qy.min()), int(qy.max())
+        if low < 0 or high >= ways:
+            raise ValueError(
+                f"query_y holds label {low if low < 0 else high}, outside 0..{ways - 1} "
+                f"(the support set has {ways} classes)"
+            )
+    return ways
+
+
 @dataclass
 class Episode:
     """One episode, or a batch of ``B`` episodes stacked along a leading task dimension.
@@ -46,6 +98,12 @@ class Episode:
     ``0..N-1``; for regression ``support_y`` and ``query_y`` hold the targets and
     ``regression=True`` skips the label checks. ``info`` carries whatever the sampler wants
     to record (the dataset classes behind each label, a sine wave's amplitude, ...).
+
+    The episode is checked once, when it is built: shapes, label types and ranges. It then
+    knows whether it is a batch (:attr:`batched`) and how many classes it has
+    (:attr:`ways`), and passes both to the learners, so that no learner re-derives them
+    from the tensors (which would wait for the device). Copies made by :meth:`to` and
+    :meth:`task` keep what was checked.
     """
 
     support_x: torch.Tensor
@@ -56,69 +114,32 @@ class Episode:
     info: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        sx, sy, qx, qy = self.support_x, self.support_y, self.query_x, self.query_y
         for name in ("support_x", "support_y", "query_x"):
             if not isinstance(getattr(self, name), torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(getattr(self, name))}")
-        label_dims = self._lead_dims()
-        if label_dims not in (1, 2):
-            raise ValueError(
-                f"support_y must have shape [N*K] (one episode) or [B, N*K] (a batch); "
-                f"got {tuple(sy.shape)}"
-            )
-        batched = label_dims == 2
-        lead = sy.shape[:label_dims]
-        if sx.shape[:label_dims] != lead:
-            raise ValueError(
-                f"support_x {tuple(sx.shape)} and support_y {tuple(sy.shape)} disagree on the "
-                f"number of {'tasks and ' if batched else ''}support examples"
-            )
-        if batched and qx.shape[:1] != sx.shape[:1]:
-            raise ValueError(
-                f"query_x {tuple(qx.shape)} has {qx.shape[0]} tasks but support_x has {sx.shape[0]}"
-            )
-        if qx.shape[label_dims:] != sx.shape[label_dims:]:
-            raise ValueError(
-                f"query examples {tuple(qx.shape[label_dims:])} and support examples "
-                f"{tuple(sx.shape[label_dims:])} have different shapes"
-            )
-        if qy is not None and qy.shape[:label_dims] != qx.shape[:label_dims]:
-            raise ValueError(
-                f"query_x {tuple(qx.shape)} and query_y {tuple(qy.shape)} disagree on the "
-                "number of query examples"
-            )
-        if self.regression:
-            return
-        for name, labels in (("support_y", sy), ("query_y", qy)):
-            if labels is None:
-                continue
-            if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-                raise ValueError(f"{name} must hold integer class labels, got {labels.dtype}")
-        if sy.numel() and int(sy.min()) < 0:
-            raise ValueError(f"support_y holds a negative label ({int(sy.min())})")
-        ways = self.ways
-        if qy is not None and qy.numel():
-            low, high = int(qy.min()), int(qy.max())
-            if low < 0 or high >= ways:
-                raise ValueError(
-                    f"query_y holds label {low if low < 0 else high}, outside 0..{ways - 1} "
-                    f"(the support set has {ways} classes)"
-                )
+        label_dims = _lead_dims(self.support_x, self.support_y, self.regression)
+        _check_shapes(self.support_x, self.support_y, self.query_x, self.query_y, label_dims)
+        self._batched = label_dims == 2
+        self._ways = 0 if self.regression else _check_labels(self.support_y, self.query_y)
 
-    def _lead_dims(self) -> int:
-        return _lead_dims(self.support_x, self.support_y, self.regression)
+    def _copy(self, **tensors: Any) -> Episode:
+        """A copy with some fields replaced, keeping what was checked (no new checks)."""
+        copy = object.__new__(Episode)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(tensors)
+        return copy
 
     @property
     def batched(self) -> bool:
         """Whether this is a batch of episodes (a leading task dimension)."""
-        return self._lead_dims() == 2
+        return self._batched
 
     @property
     def ways(self) -> int:
         """The number of classes ``N`` (the largest support label plus one)."""
         if self.regression:
             raise AttributeError("a regression episode has no classes")
-        return int(self.support_y.max()) + 1 if self.support_y.numel() else 0
+        return self._ways
 
     @property
     def num_tasks(self) -> int:
@@ -127,29 +148,26 @@ class Episode:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Episode:
         """A copy with every tensor moved to ``device``."""
+        names = ("support_x", "support_y", "query_x", "query_y")
         moved = {
-            f.name: (
-                value.to(device, non_blocking=non_blocking)
-                if isinstance(value := getattr(self, f.name), torch.Tensor)
-                else value
-            )
-            for f in fields(self)
+            name: getattr(self, name).to(device, non_blocking=non_blocking)
+            for name in names
+            if getattr(self, name) is not None
         }
-        return Episode(**moved)
+        return self._copy(**moved)
 
     def task(self, index: int) -> Episode:
-        """Episode ``index`` of a batch."""
+        """Episode ``index`` of a batch (it keeps the batch's number of classes)."""
         if not self.batched:
             raise ValueError("task() needs a batch of episodes; this is a single episode")
-        return Episode(
-            self.support_x[index],
-            self.support_y[index],
-            self.query_x[index],
-            None if self.query_y is None else self.query_y[index],
-            regression=self.regression,
-            info=None
-            if self.info is None
-            else {key: value[index] for key, value in self.info.items()},
+        info = self.info
+        return self._copy(
+            support_x=self.support_x[index],
+            support_y=self.support_y[index],
+            query_x=self.query_x[index],
+            query_y=None if self.query_y is None else self.query_y[index],
+            info=None if info is None else {key: value[index] for key, value in info.items()},
+            _batched=False,
         )
 
     @staticmethod
@@ -160,24 +178,67 @@ class Episode:
         if any(episode.batched for episode in episodes):
             raise ValueError("Episode.stack takes single episodes, not batches")
         first = episodes[0]
-        has_query_y = first.query_y is not None
         info = None
         if first.info is not None:
             info = {
-                key: torch.stack([torch.as_tensor(e.info[key]) for e in episodes])
+                key: torch.stack([torch.as_tensor(e.info[key]) for e in episodes])  # type: ignore[index]
                 for key in first.info
             }
+        query_y = None
+        if first.query_y is not None:
+            query_y = torch.stack([e.query_y for e in episodes])  # type: ignore[misc]
         try:
             return Episode(
                 torch.stack([e.support_x for e in episodes]),
                 torch.stack([e.support_y for e in episodes]),
                 torch.stack([e.query_x for e in episodes]),
-                torch.stack([e.query_y for e in episodes]) if has_query_y else None,
+                query_y,
                 regression=first.regression,
                 info=info,
             )
         except RuntimeError as err:
             raise ValueError(f"episodes of different shapes cannot be stacked: {err}") from err
+
+
+class TaskSource(ABC):
+    """Where episodes come from: every sampler and task family of metabook is one.
+
+    A source draws episodes with :meth:`sample` (one, or a batch on a leading dimension),
+    from its own seeded generator or from one it is given, and makes fixed lists with
+    :meth:`episodes`. A source is not iterable: it never ends, so
+    :func:`~metabook.evaluation.evaluate` takes ``source.episodes(count)`` instead.
+
+    Subclasses set :attr:`seed` and :attr:`generator` and implement :meth:`sample`.
+    """
+
+    seed: int
+    generator: torch.Generator
+
+    @abstractmethod
+    def sample(
+        self, batch_size: int | None = None, generator: torch.Generator | None = None
+    ) -> Episode:
+        """One episode, or a batch of ``batch_size`` episodes, drawn with ``generator``
+        (by default the source's own)."""
+
+    def episodes(self, count: int, seed: int | None = None) -> list[Episode]:
+        """A fixed list of ``count`` episodes drawn from ``seed`` (by default the source's).
+
+        The list does not depend on what the source drew before, so an evaluation on
+        ``source.episodes(600, seed=0)`` is the same every time.
+        """
+        if count < 0:
+            raise ValueError(f"count must be non-negative, got {count}")
+        generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        return [self.sample(generator=generator) for _ in range(count)]
+
+
+def _batch_count(batch_size: int | None) -> int:
+    """How many episodes ``sample(batch_size)`` draws (``None``: one, unbatched)."""
+    count = 1 if batch_size is None else batch_size
+    if count < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    return count
 
 
 def _labels_of(dataset: Any) -> torch.Tensor:
@@ -240,7 +301,57 @@ def split_classes(
     return groups
 
 
-class EpisodeSampler:
+def _class_pools(
+    allowed: torch.Tensor, groups: Sequence[int] | torch.Tensor | None, ways: int
+) -> list[torch.Tensor]:
+    """The pools an episode draws its classes from: all ``allowed`` classes, or each group
+    with at least ``ways`` of them."""
+    if groups is None:
+        return [allowed]
+    group_of = torch.as_tensor(groups, dtype=torch.int64).reshape(-1)
+    if group_of.numel() <= int(allowed.max()):
+        raise ValueError(
+            f"groups has {group_of.numel()} entries but class {int(allowed.max())} "
+            "needs one: give the group of every class, indexed by class"
+        )
+    pools = [allowed[group_of[allowed] == g] for g in torch.unique(group_of[allowed])]
+    usable = [pool for pool in pools if pool.numel() >= ways]
+    if not usable:
+        largest = max(pool.numel() for pool in pools)
+        raise ValueError(
+            f"{ways}-way episodes within one group need a group with {ways} classes, "
+            f"but the largest has {largest}; lower ways or drop groups="
+        )
+    return usable
+
+
+def _allowed_classes(
+    labels: torch.Tensor, classes: Sequence[int] | torch.Tensor | None, ways: int
+) -> torch.Tensor:
+    """The classes a sampler may use, checked against the dataset's labels."""
+    if labels.numel() == 0:
+        raise ValueError("the dataset is empty")
+    if int(labels.min()) < 0:
+        raise ValueError(f"the dataset has a negative label ({int(labels.min())})")
+    if classes is None:
+        allowed = torch.unique(labels)
+    else:
+        allowed = torch.unique(torch.as_tensor(classes, dtype=torch.int64))
+        missing = allowed[~torch.isin(allowed, labels)]
+        if missing.numel():
+            raise ValueError(
+                f"classes {missing.tolist()[:10]} have no examples in the dataset "
+                f"(its labels range over {int(labels.min())}..{int(labels.max())})"
+            )
+    if allowed.numel() < ways:
+        raise ValueError(
+            f"{ways}-way episodes need {ways} classes but only {allowed.numel()} are "
+            "available; lower ways or allow more classes"
+        )
+    return allowed
+
+
+class EpisodeSampler(TaskSource):
     """Draws N-way K-shot episodes from a labelled dataset.
 
     Args:
@@ -279,55 +390,21 @@ class EpisodeSampler:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         self.dataset, self.ways, self.shots, self.queries = dataset, ways, shots, queries
         labels = _labels_of(dataset)
-        if labels.numel() == 0:
-            raise ValueError("the dataset is empty")
-        if int(labels.min()) < 0:
-            raise ValueError(f"the dataset has a negative label ({int(labels.min())})")
-        if classes is None:
-            allowed = torch.unique(labels)
-        else:
-            allowed = torch.unique(torch.as_tensor(classes, dtype=torch.int64))
-            missing = allowed[~torch.isin(allowed, labels)]
-            if missing.numel():
-                raise ValueError(
-                    f"classes {missing.tolist()[:10]} have no examples in the dataset "
-                    f"(its labels range over {int(labels.min())}..{int(labels.max())})"
-                )
-        if allowed.numel() < ways:
-            raise ValueError(
-                f"{ways}-way episodes need {ways} classes but only {allowed.numel()} are "
-                "available; lower ways or allow more classes"
-            )
-        order = torch.argsort(labels, stable=True)
-        counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
-        starts = torch.cumsum(counts, 0) - counts
+        allowed = _allowed_classes(labels, classes, ways)
+        self._order = torch.argsort(labels, stable=True)
+        self._counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
+        self._starts = torch.cumsum(self._counts, 0) - self._counts
         needed = shots + queries
-        short = allowed[counts[allowed] < needed]
+        short = allowed[self._counts[allowed] < needed]
         if short.numel():
             raise ValueError(
                 f"{shots} shots + {queries} queries need {needed} examples per class, but "
                 f"{short.numel()} of the {allowed.numel()} classes have fewer (e.g. class "
-                f"{int(short[0])} has {int(counts[short[0]])}); lower shots/queries or pass "
-                "classes= without them"
+                f"{int(short[0])} has {int(self._counts[short[0]])}); lower shots/queries or "
+                "pass classes= without them"
             )
         self.classes = allowed
-        self._pools = [allowed]
-        if groups is not None:
-            group_of = torch.as_tensor(groups, dtype=torch.int64).reshape(-1)
-            if group_of.numel() <= int(allowed.max()):
-                raise ValueError(
-                    f"groups has {group_of.numel()} entries but class {int(allowed.max())} "
-                    "needs one: give the group of every class, indexed by class"
-                )
-            pools = [allowed[group_of[allowed] == g] for g in torch.unique(group_of[allowed])]
-            self._pools = [pool for pool in pools if pool.numel() >= ways]
-            if not self._pools:
-                largest = max(pool.numel() for pool in pools)
-                raise ValueError(
-                    f"{ways}-way episodes within one group need a group with {ways} classes, "
-                    f"but the largest has {largest}; lower ways or drop groups="
-                )
-        self._order, self._counts, self._starts = order, counts, starts
+        self._pools = _class_pools(allowed, groups, ways)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -351,9 +428,7 @@ class EpisodeSampler:
         ``info["classes"]`` holds the dataset class behind each episode label.
         """
         generator = self.generator if generator is None else generator
-        count = 1 if batch_size is None else batch_size
-        if count < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        count = _batch_count(batch_size)
         index, chosen = zip(*(self._indices(generator) for _ in range(count)), strict=True)
         index_t = torch.stack(index)  # [B, N, K+Q]
         x = _gather(self.dataset, index_t)  # [B, N, K+Q, *shape]
@@ -369,20 +444,6 @@ class EpisodeSampler:
             info={"classes": torch.stack(chosen), "indices": index_t},
         )
         return episode if batch_size is not None else episode.task(0)
-
-    def __iter__(self) -> Iterator[Episode]:
-        """An endless stream of single episodes from the sampler's own generator."""
-        while True:
-            yield self.sample()
-
-    def episodes(self, count: int, seed: int | None = None) -> list[Episode]:
-        """A fixed list of ``count`` episodes drawn from ``seed`` (by default the sampler's).
-
-        The list does not depend on what the sampler drew before, so an evaluation on
-        ``sampler.episodes(600, seed=0)`` is the same every time.
-        """
-        generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        return [self.sample(generator=generator) for _ in range(count)]
 
     def __repr__(self) -> str:
         return (

@@ -9,7 +9,7 @@ and there is a network, the same 400 faces come from scikit-learn's
 download; scikit-learn is in the ``applications`` extra.
 
 Split by *person*, never by image, so that the people of a test set are never seen in
-training: :meth:`ORLFaces.split_people`.
+training: ``test, train = split_classes(40, [10, 30], seed)`` and ``ORLFaces(people=train)``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from metabook.data.files import DataNotFoundError, cache_dir, candidate_roots
+from metabook._compat import warn_deprecated
+from metabook.data.episodes import split_classes
+from metabook.files import DataNotFoundError, cache_dir, candidate_roots
 
 __all__ = ["ORLFaces"]
 
@@ -36,7 +38,9 @@ def _read_orl(folder: Path, image_size: int) -> torch.Tensor:
             path = folder / f"s{person}" / f"{shot}.pgm"
             try:
                 with Image.open(path) as image:
-                    grey = image.convert("L").resize((image_size, image_size), Image.BILINEAR)
+                    grey = image.convert("L").resize(
+                        (image_size, image_size), Image.Resampling.BILINEAR
+                    )
             except FileNotFoundError as err:
                 raise DataNotFoundError(
                     f"{path} is missing: the ORL folder {folder} is incomplete (it needs "
@@ -84,7 +88,7 @@ class ORLFaces(torch.utils.data.Dataset):
         image_size: side of the square images after resizing (the originals are 92 x 112,
             so the faces are slightly squeezed sideways, as in the Olivetti version).
         people: keep only these people (indices 0..39), e.g. one part of
-            :meth:`split_people`.
+            :func:`~metabook.data.episodes.split_classes` ``(40, [10, 30])``.
     """
 
     def __init__(
@@ -123,12 +127,13 @@ class ORLFaces(torch.utils.data.Dataset):
 
     @staticmethod
     def split_people(test: int = 10, seed: int = 0) -> tuple[list[int], list[int]]:
-        """A random split of the 40 people into ``40 - test`` for training and ``test`` for
-        testing (sorted lists of indices)."""
+        """Deprecated: ``test, train = split_classes(40, [test, 40 - test], seed)`` gives
+        the same split."""
+        warn_deprecated("ORLFaces.split_people", "metabook.data.split_classes")
         if not 2 <= test <= PEOPLE - 2:
             raise ValueError(f"test must be between 2 and {PEOPLE - 2} people, got {test}")
-        order = torch.randperm(PEOPLE, generator=torch.Generator().manual_seed(seed)).tolist()
-        return sorted(order[test:]), sorted(order[:test])
+        tested, trained = split_classes(PEOPLE, [test, PEOPLE - test], seed)
+        return trained.tolist(), tested.tolist()
 
     def __len__(self) -> int:
         return self.labels.numel()

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from metabook.data.episodes import Episode
-from metabook.data.files import RemoteFile, atomic_write, cache_dir, find_or_download, md5sum
+from metabook.files import RemoteFile, atomic_write, cache_dir, find_or_download, md5sum
 
 __all__ = ["Omniglot", "OmniglotOneShotRuns", "OMNIGLOT_FILES"]
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from metabook.data.episodes import Episode
-from metabook.data.files import DataNotFoundError, candidate_roots
+from metabook._compat import renamed_arguments
+from metabook.data.episodes import Episode, TaskSource, _batch_count
+from metabook.files import DataNotFoundError, candidate_roots
 
 __all__ = [
     "RatingData",
@@ -214,90 +215,96 @@ def _user_rows(data: RatingData, user: int) -> torch.Tensor:
     return rows[torch.argsort(data.times[rows], stable=True)]
 
 
-class UserTasks:
-    """Few-shot regression tasks, one user each: ``support`` ratings and ``queries`` others.
+class UserTasks(TaskSource):
+    """Few-shot regression tasks, one user each: ``shots`` ratings and ``queries`` others.
 
     Args:
         data: the ratings.
         users: the users tasks may come from (e.g. the training users), by default all.
-        support, queries: ratings per task in the support and query sets.
+        shots, queries: ratings per task in the support and query sets.
         seed: seeds the sampler's own generator.
 
-    Users with fewer than ``support + queries`` ratings are left out; a :class:`ValueError`
+    Users with fewer than ``shots + queries`` ratings are left out; a :class:`ValueError`
     says so when none is left. ``sample(batch)`` returns an
     :class:`~metabook.data.episodes.Episode` with inputs
     ``[B, K, feature_dim]`` and targets ``[B, K, 1]`` (``regression=True``).
     """
 
+    @renamed_arguments(support="shots")
     def __init__(
         self,
         data: RatingData,
         users: torch.Tensor | list[int] | None = None,
-        support: int = 10,
+        shots: int = 10,
         queries: int = 10,
         seed: int = 0,
     ) -> None:
-        if support < 1 or queries < 1:
-            raise ValueError(f"need support >= 1 and queries >= 1, got {support} and {queries}")
+        if shots < 1 or queries < 1:
+            raise ValueError(f"need shots >= 1 and queries >= 1, got {shots} and {queries}")
         pool = (
             torch.arange(data.user_features.shape[0]) if users is None else torch.as_tensor(users)
         )
         per_user = data.ratings_per_user()
         counts = per_user[pool]
-        self.users = pool[counts >= support + queries]
+        self.users = pool[counts >= shots + queries]
         if self.users.numel() == 0:
             raise ValueError(
-                f"no user has the {support + queries} ratings a task needs (most has "
-                f"{int(counts.max()) if counts.numel() else 0}); lower support or queries"
+                f"no user has the {shots + queries} ratings a task needs (most has "
+                f"{int(counts.max()) if counts.numel() else 0}); lower shots or queries"
             )
-        self.data, self.support, self.queries = data, support, queries
+        self.data, self.shots, self.queries = data, shots, queries
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         order = torch.argsort(data.users, stable=True)
         self._order = order
         self._counts = per_user
         self._starts = torch.cumsum(per_user, 0) - per_user
 
-    def sample(self, batch_size: int | None = None) -> Episode:
+    def sample(
+        self, batch_size: int | None = None, generator: torch.Generator | None = None
+    ) -> Episode:
         """A task (or a batch of ``batch_size`` tasks)."""
-        count = 1 if batch_size is None else batch_size
-        picks = self.users[torch.randint(self.users.numel(), (count,), generator=self.generator)]
-        need = self.support + self.queries
+        generator = self.generator if generator is None else generator
+        count = _batch_count(batch_size)
+        picks = self.users[torch.randint(self.users.numel(), (count,), generator=generator)]
+        need = self.shots + self.queries
         rows = []
         for user in picks.tolist():
             start, n = int(self._starts[user]), int(self._counts[user])
-            chosen = torch.randperm(n, generator=self.generator)[:need]
+            chosen = torch.randperm(n, generator=generator)[:need]
             rows.append(self._order[start + chosen])
         index = torch.stack(rows)
         x = self.data.inputs(self.data.users[index], self.data.items[index])
         y = self.data.ratings[index].unsqueeze(-1)
-        k = self.support
+        k = self.shots
         episode = Episode(
             x[:, :k], y[:, :k], x[:, k:], y[:, k:], regression=True, info={"users": picks}
         )
         return episode if batch_size is not None else episode.task(0)
 
 
-def cold_start_episodes(data: RatingData, users: list[int], support: int) -> list[Episode]:
-    """For each user, an episode whose support set is the user's *first* ``support``
-    ratings (by time) and whose queries are all the later ones; users with no later rating
-    are left out."""
+@renamed_arguments(support="shots")
+def cold_start_episodes(data: RatingData, users: list[int], shots: int) -> list[Episode]:
+    """For each user, an episode whose support set is the user's *first* ``shots`` ratings
+    (by time) and whose queries are all the later ones; users with no later rating are left
+    out."""
     episodes = []
     for user in users:
         rows = _user_rows(data, user)
-        if rows.numel() <= support:
+        if rows.numel() <= shots:
             continue
         x = data.inputs(data.users[rows], data.items[rows])
         y = data.ratings[rows].unsqueeze(-1)
         episodes.append(
             Episode(
-                x[:support],
-                y[:support],
-                x[support:],
-                y[support:],
+                x[:shots],
+                y[:shots],
+                x[shots:],
+                y[shots:],
                 regression=True,
                 info={"user": user},
             )
         )
     if not episodes:
-        raise ValueError(f"none of the {len(users)} users has more than {support} ratings")
+        raise ValueError(f"none of the {len(users)} users has more than {shots} ratings")
     return episodes

@@ -11,12 +11,12 @@ import math
 
 import torch
 
-from metabook.data.episodes import Episode
+from metabook.data.episodes import Episode, TaskSource, _batch_count
 
 __all__ = ["SineTasks"]
 
 
-class SineTasks:
+class SineTasks(TaskSource):
     """A family of sine-wave regression tasks.
 
     Args:
@@ -47,6 +47,7 @@ class SineTasks:
                 raise ValueError(f"{name} range must be (low, high) with low <= high")
         self.shots, self.queries = shots, queries
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
     @staticmethod
@@ -54,7 +55,9 @@ class SineTasks:
         """``amplitude * sin(x - phase)``, broadcasting task parameters over points."""
         return amplitude * torch.sin(x - phase)
 
-    def _uniform(self, low_high: tuple[float, float], *shape: int, generator) -> torch.Tensor:
+    def _uniform(
+        self, low_high: tuple[float, float], *shape: int, generator: torch.Generator
+    ) -> torch.Tensor:
         low, high = low_high
         return low + (high - low) * torch.rand(*shape, generator=generator)
 
@@ -63,9 +66,7 @@ class SineTasks:
     ) -> Episode:
         """A task (or a batch of ``batch_size`` tasks) with support and query points."""
         generator = self.generator if generator is None else generator
-        count = 1 if batch_size is None else batch_size
-        if count < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        count = _batch_count(batch_size)
         amplitude = self._uniform(self.amplitude, count, 1, 1, generator=generator)
         phase = self._uniform(self.phase, count, 1, 1, generator=generator)
         x = self._uniform(self.x_range, count, self.shots + self.queries, 1, generator=generator)

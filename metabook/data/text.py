@@ -6,7 +6,7 @@ An intent dataset is a list of utterances with intent labels. Episodes come from
 ids (:class:`Vocabulary`, for an encoder meta-trained from scratch such as
 :class:`~metabook.models.BagOfWords`) or the embeddings of a frozen sentence encoder
 (:func:`sentence_embeddings`, from the ``applications`` extra). Meta-train on some intents,
-test on intents never seen: :func:`split_intents`.
+test on intents never seen: :func:`~metabook.data.episodes.split_classes`.
 
 Files are read from the usual places (``root``, ``$METABOOK_DATA/<dataset>``, the user
 cache) and otherwise downloaded from their public sources, checked against their MD5.
@@ -26,7 +26,9 @@ from typing import Any
 
 import torch
 
-from metabook.data.files import RemoteFile, find_or_download
+from metabook._compat import warn_deprecated
+from metabook.data.episodes import split_classes
+from metabook.files import RemoteFile, find_or_download
 
 __all__ = [
     "IntentDataset",
@@ -134,19 +136,22 @@ def load_banking77(
 
 
 def split_intents(classes: int, test: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """A random split of ``classes`` intents into meta-training and test intents (sorted)."""
+    """Deprecated: ``test, train = split_classes(classes, [test, classes - test], seed)``
+    gives the same split."""
+    warn_deprecated("metabook.data.text.split_intents", "metabook.data.split_classes")
     if not 1 <= test < classes:
         raise ValueError(f"test must be between 1 and {classes - 1}, got {test}")
-    order = torch.randperm(classes, generator=torch.Generator().manual_seed(seed)).tolist()
-    return sorted(order[test:]), sorted(order[:test])
+    tested, trained = split_classes(classes, [test, classes - test], seed)
+    return trained.tolist(), tested.tolist()
 
 
 _WORD = re.compile(r"[a-z0-9']+")
 
 
 class Vocabulary:
-    """Words to ids: lower-cased words of letters, digits and apostrophes; id 0 pads, id 1
-    stands for a word not in the vocabulary.
+    """Words to ids: lower-cased words of letters, digits and apostrophes; id 0 pads (as
+    :class:`~metabook.models.BagOfWords` expects), id 1 stands for a word not in the
+    vocabulary.
 
     Args:
         texts: the texts to count words in (the meta-training texts only, so that test
@@ -154,7 +159,7 @@ class Vocabulary:
         min_count: keep words seen at least this often.
     """
 
-    PAD, UNKNOWN = 0, 1
+    UNKNOWN = 1
 
     def __init__(self, texts: Sequence[str], min_count: int = 1) -> None:
         counts = Counter(word for text in texts for word in self.words(text))

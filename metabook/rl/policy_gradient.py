@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from metabook._compat import renamed_arguments, warn_deprecated
+from metabook.learners.sgd import Params, sgd_step
 from metabook.rl.navigation import Navigation2D
 
 __all__ = [
@@ -39,8 +41,6 @@ __all__ = [
     "reinforce_loss",
     "sample_rollouts",
 ]
-
-Params = dict[str, torch.Tensor]
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -56,24 +56,25 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
 class GaussianMLPPolicy(nn.Module):
     """A Gaussian policy: a ReLU network gives the mean action, a learned vector the log
     standard deviation (independent of the state), as in Finn et al. (two hidden layers of
-    100 units).
+    100 units: ``hidden_sizes``).
 
     ``policy(obs, params)`` returns ``(mean, std)``. ``params`` (default: the module's own)
     may carry a leading task dimension, e.g. the output of :meth:`PolicyMAML.adapt`; then
     ``obs`` must have the same leading dimension.
     """
 
+    @renamed_arguments(hidden="hidden_sizes")
     def __init__(
         self,
         obs_dim: int = 2,
         action_dim: int = 2,
-        hidden: tuple[int, ...] = (100, 100),
+        hidden_sizes: tuple[int, ...] = (100, 100),
         init_std: float = 1.0,
     ) -> None:
         super().__init__()
         if init_std <= 0:
             raise ValueError(f"init_std must be positive, got {init_std}")
-        sizes = (obs_dim, *hidden, action_dim)
+        sizes = (obs_dim, *hidden_sizes, action_dim)
         pairs = zip(sizes[:-1], sizes[1:], strict=True)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
         self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
@@ -244,20 +245,25 @@ class PolicyMAML(nn.Module):
         return {n: p.expand(tasks, *p.shape) for n, p in self.policy.named_parameters()}
 
     def inner_step(self, params: Params, rollouts: Rollouts, create_graph: bool) -> Params:
-        """One policy-gradient step of every task on its own ``rollouts``."""
-        loss = reinforce_loss(self.policy, rollouts, params, self.gamma).sum()
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
-        return {n: p - self.inner_lr * g for (n, p), g in zip(params.items(), grads, strict=True)}
+        """One policy-gradient step of every task on its own ``rollouts``: the shared
+        :func:`~metabook.learners.sgd.sgd_step` on the sum of the tasks' losses (task
+        ``b``'s parameters only affect task ``b``'s loss, so each gets its own gradient)."""
 
+        def loss_of(current: Params, step: int) -> torch.Tensor:
+            return reinforce_loss(self.policy, rollouts, current, self.gamma).sum()
+
+        return sgd_step(loss_of, params, self.inner_lr, create_graph=create_graph)
+
+    @renamed_arguments(steps="inner_steps")
     def adapt(
         self,
         goals: torch.Tensor,
-        steps: int = 1,
+        inner_steps: int = 1,
         generator: torch.Generator | None = None,
         create_graph: bool | None = None,
     ) -> tuple[Params, list[Rollouts]]:
-        """Parameters adapted to each goal of ``goals [B, 2]`` by ``steps`` inner steps, each
-        on fresh episodes; also the episodes of every step (before each update).
+        """Parameters adapted to each goal of ``goals [B, 2]`` by ``inner_steps`` inner
+        steps, each on fresh episodes; also the episodes of every step (before each update).
 
         ``create_graph`` (by default: in training mode, second order, gradients enabled)
         keeps the inner steps differentiable for the meta-gradient."""
@@ -266,7 +272,7 @@ class PolicyMAML(nn.Module):
         params = self.batched_params(goals.shape[0])
         seen = []
         with torch.enable_grad():
-            for _ in range(steps):
+            for _ in range(inner_steps):
                 rollouts = sample_rollouts(
                     self.env, self.policy, goals, self.episodes, params, generator
                 )
@@ -284,10 +290,19 @@ class PolicyMAML(nn.Module):
         loss = reinforce_loss(self.policy, after, params, self.gamma).mean()
         return loss, before.returns().mean(1), after.returns().mean(1)
 
+    @renamed_arguments(steps="inner_steps")
+    def adaptation_returns(
+        self, goals: torch.Tensor, inner_steps: int = 3, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Mean return per task after 0, 1, ..., ``inner_steps`` inner steps,
+        ``[inner_steps + 1, B]``."""
+        params, seen = self.adapt(goals, inner_steps, generator, create_graph=False)
+        last = sample_rollouts(self.env, self.policy, goals, self.episodes, params, generator)
+        return torch.stack([r.returns().mean(1) for r in [*seen, last]]).detach()
+
     def evaluate(
         self, goals: torch.Tensor, steps: int = 3, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Mean return per task after 0, 1, ..., ``steps`` inner steps, ``[steps + 1, B]``."""
-        params, seen = self.adapt(goals, steps, generator, create_graph=False)
-        last = sample_rollouts(self.env, self.policy, goals, self.episodes, params, generator)
-        return torch.stack([r.returns().mean(1) for r in [*seen, last]]).detach()
+        """Deprecated name of :meth:`adaptation_returns`."""
+        warn_deprecated("PolicyMAML.evaluate", "PolicyMAML.adaptation_returns")
+        return self.adaptation_returns(goals, steps, generator)

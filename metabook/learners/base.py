@@ -1,0 +1,213 @@
+"""The few-shot learner interface that every method in the book implements.
+
+Defined in the chapter "Core concepts". A learner is an ``nn.Module`` called as
+``learner(support_x, support_y, query_x)``; it returns predictions for the queries: class
+scores (logits) ``[M, N]`` for an episode of ``N`` classes, or ``[B, M, N]`` for a batch of
+``B`` episodes. Training calls :meth:`FewShotLearner.loss` on a batch of episodes, and
+evaluation calls :meth:`FewShotLearner.predict`; so any learner works with
+:func:`~metabook.evaluation.evaluate` and :func:`~metabook.training.meta_train`.
+
+The number of classes is decided once, by the :class:`~metabook.data.episodes.Episode`
+(which checked its labels when it was built), and handed to the learner as ``ways``;
+a learner called on bare tensors without ``ways`` derives it with :func:`episode_ways`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metabook._compat import warn_deprecated
+from metabook.data.episodes import Episode, is_batched
+
+__all__ = [
+    "FewShotLearner",
+    "NearestNeighbour",
+    "class_max",
+    "embedding_size",
+    "episode_ways",
+    "per_task",
+    "standardise_by_support",
+]
+
+TaskFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def per_task(
+    fn: TaskFn, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+) -> torch.Tensor:
+    """``fn(support_x, support_y, query_x)`` for one episode, or for each episode of a batch
+    (a leading task dimension), the results stacked: for learners that adapt per task."""
+    if not is_batched(support_x, support_y):
+        return fn(support_x, support_y, query_x)
+    return torch.stack(
+        [fn(sx, sy, qx) for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)]
+    )
+
+
+def episode_ways(
+    support_y: torch.Tensor,
+    ways: int | None = None,
+    max_ways: int | None = None,
+    learner: nn.Module | None = None,
+) -> int:
+    """The number of classes of an episode: ``ways`` when the caller knows it (an
+    :class:`~metabook.data.episodes.Episode` does), otherwise the largest support label plus
+    one (which waits for the device). With ``max_ways`` it is checked against a learner
+    built for at most that many classes (label inputs and outputs of a fixed size)."""
+    if ways is None:
+        ways = int(support_y.max()) + 1
+    if max_ways is not None and ways > max_ways:
+        name = type(learner).__name__ if learner is not None else "learner"
+        raise ValueError(
+            f"this {name} was built for at most {max_ways} ways; the episode has {ways}: "
+            f"build it with max_ways={ways} or more"
+        )
+    return ways
+
+
+def embedding_size(backbone: nn.Module) -> int:
+    """The size of a backbone's output, which it declares as ``embedding_dim`` (as
+    :class:`~metabook.models.Conv4` and :class:`~metabook.models.BagOfWords` do)."""
+    size = getattr(backbone, "embedding_dim", None)
+    if not isinstance(size, int):
+        raise ValueError(
+            f"{type(backbone).__name__} does not declare its output size as an integer "
+            "embedding_dim attribute; give the learner embedding_dim= yourself"
+        )
+    return size
+
+
+class FewShotLearner(nn.Module):
+    """Base class of few-shot learners: implement :meth:`forward`, override the rest at will.
+
+    Two class attributes tell :mod:`metabook.registry` how to build a learner around the
+    book's backbone: :attr:`needs_head` (the backbone ends in a linear layer with one output
+    per class, so the learner classifies exactly that many classes) and :meth:`from_backbone`
+    (how the backbone and the hyper-parameters are passed to the constructor).
+    """
+
+    needs_head: ClassVar[bool] = False
+
+    @classmethod
+    def from_backbone(cls, backbone: nn.Module, ways: int, **hyper: Any) -> FewShotLearner:
+        """The learner around ``backbone`` for ``ways``-way episodes: ``cls(backbone, **hyper)``
+        unless a learner needs more (its embedding size, its largest number of classes)."""
+        return cls(backbone, **hyper)
+
+    def forward(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        ways: int | None = None,
+    ) -> torch.Tensor:
+        """Predictions for ``query_x`` after seeing the labelled support set (of ``ways``
+        classes; derived from ``support_y`` when not given)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def query_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of query predictions: cross-entropy for class scores ``[..., M, N]``
+        against labels ``[..., M]``, mean squared error for regression targets."""
+        if target.is_floating_point():
+            return F.mse_loss(prediction, target)
+        return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
+
+    def _forward_episode(self, episode: Episode) -> torch.Tensor:
+        """The learner on an episode, given the episode's number of classes."""
+        if not _forward_takes_ways(type(self)):
+            warn_deprecated(
+                f"{type(self).__name__}.forward(support_x, support_y, query_x) without ways",
+                "forward(support_x, support_y, query_x, ways=None)",
+                stacklevel=4,
+            )
+            return self(episode.support_x, episode.support_y, episode.query_x)
+        ways = None if episode.regression else episode.ways
+        return self(episode.support_x, episode.support_y, episode.query_x, ways)
+
+    def loss(self, episode: Episode) -> torch.Tensor:
+        """The meta-training loss on an episode or a batch: :meth:`query_loss` of the
+        predictions for the queries."""
+        if episode.query_y is None:
+            raise ValueError("a training episode needs query_y")
+        return self.query_loss(self._forward_episode(episode), episode.query_y)
+
+    def predict(self, episode: Episode) -> torch.Tensor:
+        """Predictions without building a graph: class indices, or values for regression.
+
+        Learners that adapt by gradient descent at test time override this.
+        """
+        with torch.no_grad():
+            out = self._forward_episode(episode)
+        return out if episode.regression else out.argmax(-1)
+
+
+@functools.cache
+def _forward_takes_ways(cls: type[FewShotLearner]) -> bool:
+    """Whether a learner class's ``forward`` accepts ``ways`` (learners written for
+    metabook 0.1 take three arguments)."""
+    parameters = inspect.signature(cls.forward).parameters
+    return "ways" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def standardise_by_support(z: torch.Tensor, support: int, eps: float = 1e-6) -> torch.Tensor:
+    """Embeddings ``[..., S+M, D]`` of an episode (its ``support`` examples first), centred on
+    the mean of the support rows and divided by their root-mean-square feature.
+
+    Afterwards the support rows have mean zero and mean square one per feature, and a query
+    row is mapped by the same shift and scale: the statistics come from the support set
+    only, so a query's result does not depend on the other queries. Sequence learners need
+    this (chapter "Model-based meta-learning"): the embeddings of an untrained encoder are
+    nearly parallel (ReLU features share a large common part), and without it a Transformer
+    or a MANN sees examples that differ too little to learn which ones to attend to.
+    """
+    if not 1 <= support <= z.shape[-2]:
+        raise ValueError(f"support must be between 1 and {z.shape[-2]} rows; got {support}")
+    mean = z[..., :support, :].mean(-2, keepdim=True)
+    centred = z - mean
+    rms = centred[..., :support, :].pow(2).mean((-2, -1), keepdim=True).add(eps).sqrt()
+    return centred / rms
+
+
+def class_max(
+    scores: torch.Tensor, support_y: torch.Tensor, ways: int | None = None
+) -> torch.Tensor:
+    """For scores ``[..., M, S]`` against ``S`` support examples, the best score per class.
+
+    Returns ``[..., M, N]``: entry ``n`` is the largest score among the support examples of
+    class ``n``, whatever their order.
+    """
+    ways = episode_ways(support_y, ways)
+    index = support_y.unsqueeze(-2).expand_as(scores)
+    out = scores.new_full((*scores.shape[:-1], ways), float("-inf"))
+    return out.scatter_reduce(-1, index, scores, reduce="amax")
+
+
+class NearestNeighbour(FewShotLearner):
+    """Label each query like its nearest support example (Euclidean distance).
+
+    With no ``embedding`` the distance is taken between raw pixels: the baseline that any
+    meta-learner must beat. The scores are minus the distance to the nearest support
+    example of each class, so ``argmax`` is the 1-nearest-neighbour rule.
+    """
+
+    def __init__(self, embedding: nn.Module | None = None) -> None:
+        super().__init__()
+        self.embedding = embedding if embedding is not None else nn.Flatten(start_dim=-3)
+
+    def forward(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        ways: int | None = None,
+    ) -> torch.Tensor:
+        support = self.embedding(support_x)
+        query = self.embedding(query_x)
+        return class_max(-torch.cdist(query, support), support_y, ways)

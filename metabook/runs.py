@@ -1,0 +1,130 @@
+"""A training run from its configuration: the data, the episodes, the learner and the
+checkpoints that a :class:`~metabook.config.RunConfig` describes (what ``metabook train``
+does, callable from Python)::
+
+    config = metabook.RunConfig("protonet", ways=20, queries=5,
+                                data=metabook.DataConfig("omniglot:background_small1"))
+    history = metabook.runs.train_run(config, "runs/protonet")
+    learner = metabook.load_learner("runs/protonet/best.pt")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from metabook.config import RunConfig
+from metabook.data.augment import AugmentedTasks, RandomAffine
+from metabook.data.episodes import Episode, EpisodeSampler, TaskSource, split_classes
+from metabook.data.omniglot import Omniglot
+from metabook.registry import build_learner, resolve
+from metabook.runtime import seed_everything
+from metabook.training import TrainHistory, meta_train
+
+__all__ = ["load_dataset", "train_run", "training_tasks", "validation_episodes"]
+
+DATASET_FORMAT = "omniglot:SPLIT[+SPLIT...]"
+
+
+def load_dataset(
+    spec: str,
+    root: str | os.PathLike[str] | None = None,
+    image_size: int = 28,
+    rotations: bool = False,
+) -> Omniglot:
+    """The dataset named ``omniglot:SPLIT[+SPLIT...]``, e.g.
+    ``omniglot:background_small1+background_small2``."""
+    name, _, split = spec.partition(":")
+    if name != "omniglot" or not split:
+        raise ValueError(
+            f"unknown dataset {spec!r}: use {DATASET_FORMAT}, e.g. "
+            "omniglot:background_small1+background_small2"
+        )
+    return Omniglot(split, root=root, image_size=image_size, rotations=rotations)
+
+
+def _split(config: RunConfig, data: Omniglot) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training and validation classes (a seeded split of every class)."""
+    fraction = config.data.val_fraction
+    train, val = split_classes(len(data.classes), [1 - fraction, fraction], seed=config.train.seed)
+    return train, val
+
+
+def training_tasks(config: RunConfig, data: Omniglot, classes: torch.Tensor) -> TaskSource:
+    """The episodes the learner trains on: ``config.episode_ways``-way episodes of
+    ``classes`` (within one alphabet if asked), distorted if asked."""
+    seed = config.train.seed
+    groups = data.class_alphabet if config.data.within_alphabet else None
+    tasks: TaskSource = EpisodeSampler(
+        data, config.episode_ways, config.shots, config.queries, classes, seed, groups
+    )
+    if config.data.augment:
+        tasks = AugmentedTasks(tasks, RandomAffine(generator=torch.Generator().manual_seed(seed)))
+    return tasks
+
+
+def validation_episodes(
+    config: RunConfig, data: Omniglot, classes: torch.Tensor
+) -> tuple[list[Episode] | None, str | None]:
+    """The fixed validation episodes of ``classes`` (the data as it is, ``ways``-way), and
+    a note when they cannot follow the training protocol or are skipped."""
+    count = config.train.val_episodes
+    if not count:
+        return None, None
+    if classes.numel() < config.ways:
+        return None, (
+            f"no validation: the validation part has {classes.numel()} classes, fewer than "
+            f"{config.ways} ways"
+        )
+    groups, note = None, None
+    if config.data.within_alphabet:
+        largest = int(torch.bincount(data.class_alphabet[classes]).max())
+        if largest >= config.ways:
+            groups = data.class_alphabet
+        else:
+            note = (
+                f"validation episodes are drawn across alphabets: no alphabet has "
+                f"{config.ways} validation characters (the largest has {largest})"
+            )
+    sampler = EpisodeSampler(
+        data, config.ways, config.shots, config.queries, classes, groups=groups
+    )
+    return sampler.episodes(count, seed=config.train.seed), note
+
+
+def train_run(
+    config: RunConfig,
+    out: str | os.PathLike[str],
+    data_root: str | os.PathLike[str] | None = None,
+    device: torch.device | str = "auto",
+    progress: bool = True,
+) -> TrainHistory:
+    """Train the learner ``config`` describes and write ``last.pt`` and ``best.pt`` into
+    ``out``; notes about the run (a validation that cannot follow the protocol) are
+    printed."""
+    config = resolve(config)
+    seed_everything(config.train.seed)
+    data = load_dataset(
+        config.data.dataset, data_root, config.data.image_size, config.data.rotations
+    )
+    train_classes, val_classes = _split(config, data)
+    tasks = training_tasks(config, data, train_classes)
+    val, note = validation_episodes(config, data, val_classes)
+    if note:
+        print(note)
+    learner = build_learner(config)
+    return meta_train(
+        learner,
+        tasks,
+        steps=config.train.steps,
+        meta_batch=config.train.meta_batch,
+        lr=config.train.lr,
+        val_episodes=val,
+        val_every=config.train.val_every,
+        checkpoint_dir=Path(out),
+        config=config,
+        device=device,
+        progress=progress,
+    )
