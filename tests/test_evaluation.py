@@ -1,4 +1,5 @@
-"""The learner interface, the nearest-neighbour baseline and evaluate(), by hand."""
+"""evaluate() and its interval by hand, and the verification metrics (ROC, AUC, equal-error
+rate) by hand."""
 
 from __future__ import annotations
 
@@ -11,38 +12,7 @@ from torch import nn
 
 import metabook as mb
 from metabook.data import Episode, EpisodeSampler
-from metabook.learners.base import class_max
-
-
-def test_class_max_by_hand():
-    scores = torch.tensor([[1.0, 5.0, 2.0, 4.0], [0.0, -1.0, 3.0, -2.0]])
-    labels = torch.tensor([0, 1, 0, 1])
-    assert class_max(scores, labels).tolist() == [[2.0, 5.0], [3.0, -1.0]]
-
-
-def test_nearest_neighbour_scores_are_minus_the_nearest_distance():
-    support = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]])
-    labels = torch.tensor([0, 1, 1])
-    query = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    learner = mb.NearestNeighbour(nn.Identity())
-    scores = learner(support, labels, query)
-    # query 0: d = 1 to class 0; min(3, sqrt(10)) = 3 to class 1
-    # query 1: d = 2 to class 0; min(sqrt(20), 1) = 1 to class 1
-    torch.testing.assert_close(scores, torch.tensor([[-1.0, -3.0], [-2.0, -1.0]]))
-    # invariant to the order of the support set
-    order = torch.tensor([2, 0, 1])
-    torch.testing.assert_close(learner(support[order], labels[order], query), scores)
-
-
-def test_nearest_neighbour_on_a_batch_equals_each_episode():
-    data = torch.utils.data.TensorDataset(torch.randn(60, 1, 4, 4), torch.arange(6).repeat(10))
-    batch = EpisodeSampler(data, 3, 2, 2, seed=0).sample(batch_size=5)
-    learner = mb.NearestNeighbour()
-    out = learner(batch.support_x, batch.support_y, batch.query_x)
-    assert out.shape == (5, 6, 3)
-    for b in range(5):
-        t = batch.task(b)
-        torch.testing.assert_close(out[b], learner(t.support_x, t.support_y, t.query_x))
+from metabook.evaluation import equal_error_rate, pair_scores_by_identity, roc_curve
 
 
 def test_mean_confidence_interval_by_hand():
@@ -127,3 +97,49 @@ def test_default_loss_is_query_cross_entropy():
         mb.FewShotLearner()(episode.support_x, episode.support_y, episode.query_x)
     with pytest.raises(ValueError, match="needs query_y"):
         learner.loss(Episode(episode.support_x, episode.support_y, episode.query_x))
+
+
+def test_roc_and_auc_by_hand():
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    same = torch.tensor([1, 1, 0, 1, 0, 0])
+    roc = roc_curve(scores, same)
+    third = 1 / 3
+    torch.testing.assert_close(
+        roc.fpr, torch.tensor([0, 0, 0, third, third, 2 * third, 1]).double()
+    )
+    torch.testing.assert_close(
+        roc.tpr, torch.tensor([0, third, 2 * third, 2 * third, 1, 1, 1]).double()
+    )
+    # AUC = P(a same pair outscores a different one) = 8 of 9 pairs
+    assert roc.auc() == pytest.approx(8 / 9)
+    # ties make one point
+    tied = roc_curve(torch.tensor([0.5, 0.5]), torch.tensor([1, 0]))
+    assert tied.fpr.tolist() == [0, 1] and tied.tpr.tolist() == [0, 1] and tied.auc() == 0.5
+    with pytest.raises(ValueError, match="both same-identity and different"):
+        roc_curve(torch.tensor([0.1, 0.2]), torch.tensor([1, 1]))
+
+
+def test_equal_error_rate_by_hand():
+    # at threshold 0.7 one different pair of three is accepted and one same pair of three
+    # rejected: FPR = FNR = 1/3 exactly
+    eer, threshold = equal_error_rate(
+        torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), torch.tensor([1, 1, 0, 1, 0, 0])
+    )
+    assert eer == pytest.approx(1 / 3) and threshold == pytest.approx(0.7)
+    # between ROC points (FPR 0, FNR 1/3) and (1/2, 1/3): equal at FPR = 1/3, two thirds of
+    # the way from threshold 0.8 to 0.7
+    eer, threshold = equal_error_rate(
+        torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5]), torch.tensor([1, 1, 0, 1, 0])
+    )
+    assert eer == pytest.approx(1 / 3) and threshold == pytest.approx(0.8 - 0.1 * 2 / 3)
+    # perfectly separated scores
+    assert equal_error_rate(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1, 0, 0]))[0] == 0
+
+
+def test_pairs_from_a_similarity_matrix():
+    sim = torch.arange(16.0).reshape(4, 4)
+    scores, same = pair_scores_by_identity(sim, torch.tensor([0, 0, 1, 1]))
+    assert scores.tolist() == [1, 2, 3, 6, 7, 11]
+    assert same.tolist() == [True, False, False, False, False, True]
+    with pytest.raises(ValueError, match=r"\[3, 3\]"):
+        pair_scores_by_identity(sim, torch.tensor([0, 1, 2]))

@@ -35,14 +35,32 @@ def test_unavailable_or_unknown_device_is_a_clear_error(monkeypatch):
 
 def test_seed_everything_repeats_every_generator():
     def draw():
-        return random.random(), np.random.rand()  # noqa: NPY002, torch.rand(3).tolist()
+        return random.random(), np.random.rand(), torch.rand(3).tolist()  # noqa: NPY002
 
     generator = mb.seed_everything(123)
     first, g_first = draw(), torch.rand(2, generator=generator).tolist()
     generator = mb.seed_everything(123)
-    assert draw() == first
+    assert draw() == first  # Python, NumPy and torch's global generators all repeat
     assert torch.rand(2, generator=generator).tolist() == g_first
     mb.seed_everything(124)
-    assert draw() != first
+    second = draw()
+    assert all(a != b for a, b in zip(second, first, strict=True))  # each one changes
     with pytest.raises(ValueError, match="non-negative"):
         mb.seed_everything(-1)
+
+
+def test_chapter_setup_reads_the_quick_switch_and_seeds(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("metabook.runtime._mps_available", lambda: False)
+    monkeypatch.setenv("METABOOK_QUICK", "1")
+    settings = mb.chapter_setup(seed=5)
+    assert settings == mb.ChapterSettings(True, torch.device("cpu"), "quick", 5)
+    assert capsys.readouterr().out == "device: cpu | settings: quick\n"
+    after_setup = torch.rand(2)
+    mb.seed_everything(5)
+    assert torch.equal(torch.rand(2), after_setup)  # chapter_setup seeded the generators
+    monkeypatch.setenv("METABOOK_QUICK", "0")
+    assert mb.chapter_setup().scale == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("METABOOK_QUICK")
+    assert mb.chapter_setup().scale == "full"  # a CUDA device selects the full settings

@@ -9,6 +9,8 @@ joint training. A model trained that way is a "pretrained" model, not a meta-lea
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,21 +36,27 @@ def post_adaptation_mse(model, test):
     return mb.evaluate(learner, [test]).mean
 
 
-def test_the_seed_reptile_outer_update_does_nothing():
+def test_the_seed_reptile_update_adds_nothing_and_metabook_moves_towards_the_task():
     torch.manual_seed(0)
-    model = mb.models.MLP()
+    start = mb.models.MLP()
     task = mb.data.SineTasks(shots=10, seed=0).sample()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    seed_reptile(model, task, 5, optimizer)
-    torch.manual_seed(0)
-    plain = mb.models.MLP()
+    seeded = copy.deepcopy(start)
+    seed_reptile(seeded, task, 5, torch.optim.SGD(seeded.parameters(), lr=0.01))
+    plain = copy.deepcopy(start)  # five plain SGD steps on the task, computed independently
     plain_optimizer = torch.optim.SGD(plain.parameters(), lr=0.01)
     for _ in range(5):
         plain_optimizer.zero_grad()
         F.mse_loss(plain(task.support_x), task.support_y).backward()
         plain_optimizer.step()
-    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b)  # exactly plain SGD: the "outer update" added zero
+    for a, b in zip(seeded.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)  # exactly plain SGD: the seed's "outer update" added zero
+    # metabook's Reptile moves theta a fraction epsilon of the way to the adapted parameters
+    reptile = mb.Reptile(copy.deepcopy(start), inner_lr=0.01, inner_steps=5, loss_fn=F.mse_loss)
+    reptile.outer_step(task, epsilon=0.5)
+    for theta, adapted, new in zip(
+        start.parameters(), plain.parameters(), reptile.model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(new, theta + 0.5 * (adapted - theta))
 
 
 def test_corrected_maml_meta_learns_and_the_seed_code_does_not():
@@ -120,7 +128,11 @@ def test_the_contrastive_label_read_as_same_class_pushes_the_wrong_pairs():
     and a different-class pair at distance 0 pays nothing: the gradient pulls the wrong pairs."""
     distance = torch.tensor([0.2], requires_grad=True)
     same_pair = torch.tensor([0])  # metabook: dissimilar = 0
-    (pull,) = torch.autograd.grad(mb.learners.metric.contrastive_loss(distance, same_pair), distance)
-    (push,) = torch.autograd.grad(mb.learners.metric.contrastive_loss(distance, 1 - same_pair), distance)
+    (pull,) = torch.autograd.grad(
+        mb.learners.metric.contrastive_loss(distance, same_pair), distance
+    )
+    (push,) = torch.autograd.grad(
+        mb.learners.metric.contrastive_loss(distance, 1 - same_pair), distance
+    )
     assert pull.item() == pytest.approx(2 * 0.2)  # d/dD of D^2: moves the pair together
     assert push.item() == pytest.approx(-2 * (1 - 0.2))  # the seed's reading: apart

@@ -227,7 +227,8 @@ class UserTasks(TaskSource):
     Users with fewer than ``shots + queries`` ratings are left out; a :class:`ValueError`
     says so when none is left. ``sample(batch)`` returns an
     :class:`~metabook.data.episodes.Episode` with inputs
-    ``[B, K, feature_dim]`` and targets ``[B, K, 1]`` (``regression=True``).
+    ``[B, K, feature_dim]`` and targets ``[B, K, 1]`` (``regression=True``); ``info["users"]``
+    holds each task's user and ``info["rows"] [B, K+Q]`` the ratings it was made of.
     """
 
     @renamed_arguments(support="shots")
@@ -278,7 +279,12 @@ class UserTasks(TaskSource):
         y = self.data.ratings[index].unsqueeze(-1)
         k = self.shots
         episode = Episode(
-            x[:, :k], y[:, :k], x[:, k:], y[:, k:], regression=True, info={"users": picks}
+            x[:, :k],
+            y[:, :k],
+            x[:, k:],
+            y[:, k:],
+            regression=True,
+            info={"users": picks, "rows": index},
         )
         return episode if batch_size is not None else episode.task(0)
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
 import metabook as mb
-from metabook.data import Episode, EpisodeSampler, SineTasks, split_classes
+from metabook.data import Episode, EpisodeSampler, split_classes
 
 
 def toy_dataset(classes=10, per_class=8, dim=3, seed=0):
@@ -187,24 +185,6 @@ def test_stack_and_task_are_inverse():
         Episode.stack([batch])
 
 
-def test_sine_tasks_lie_on_their_waves():
-    tasks = SineTasks(shots=5, queries=7, seed=0).sample(batch_size=300)
-    assert tasks.regression and tasks.batched
-    assert tasks.support_x.shape == (300, 5, 1) and tasks.query_y.shape == (300, 7, 1)
-    a = tasks.info["amplitude"].view(-1, 1, 1)
-    phase = tasks.info["phase"].view(-1, 1, 1)
-    torch.testing.assert_close(tasks.support_y, a * torch.sin(tasks.support_x - phase))
-    torch.testing.assert_close(tasks.query_y, a * torch.sin(tasks.query_x - phase))
-    assert a.min() >= 0.1 and a.max() <= 5.0 and phase.min() >= 0 and phase.max() <= math.pi
-    x = torch.cat([tasks.support_x, tasks.query_x], 1)
-    assert x.min() >= -5 and x.max() <= 5 and x.min() < -4.5 and x.max() > 4.5
-    single = SineTasks(shots=3, queries=2, seed=0).sample()
-    assert not single.batched and single.support_x.shape == (3, 1)
-    assert torch.equal(SineTasks(seed=4).sample(2).support_x, SineTasks(seed=4).sample(2).support_x)
-    with pytest.raises(AttributeError, match="no classes"):
-        _ = single.ways
-
-
 def test_sampler_on_real_omniglot_uses_the_images(data_root):
     omniglot = mb.data.Omniglot("background_small1", root=data_root / "omniglot")
     episode = EpisodeSampler(omniglot, 20, 5, 15, seed=0).sample(batch_size=2)
@@ -229,24 +209,3 @@ def test_episodes_within_one_group():
         EpisodeSampler(data, ways=6, shots=1, queries=1, groups=group_of)
     with pytest.raises(ValueError, match="give the group of every class"):
         EpisodeSampler(data, ways=2, shots=1, queries=1, groups=group_of[:5])
-
-
-def test_pairs_are_balanced_and_correct():
-    from metabook.data import PairSampler
-
-    data = toy_dataset(classes=6, per_class=3)
-    x1, x2, dissimilar = PairSampler(data, seed=0).sample(11)
-    assert x1.shape == x2.shape == (11, 3)
-    assert dissimilar.tolist() == [0] * 5 + [1] * 6
-    class1, class2 = (x1[:, 0] // 1000).long(), (x2[:, 0] // 1000).long()
-    assert torch.equal(class1 != class2, dissimilar.bool())
-    assert not bool((x1[:5, 0] == x2[:5, 0]).any())  # two distinct examples of one class
-    again = PairSampler(data, seed=0).sample(11)
-    assert torch.equal(again[0], x1) and torch.equal(again[1], x2)
-    restricted = PairSampler(data, classes=[1, 4], seed=0).sample(20)
-    assert set((restricted[0][:, 0] // 1000).long().tolist()) <= {1, 4}
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        PairSampler(data, classes=[3])
-    one_each = TensorDataset(torch.zeros(3, 1), torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="at least 2 examples"):
-        PairSampler(one_each)

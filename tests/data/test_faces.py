@@ -1,4 +1,4 @@
-"""The ORL faces loader (real files and fixtures) and the verification metrics by hand."""
+"""The ORL faces loader on the real files and on fixtures in the published layout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from PIL import Image
 from metabook.data import split_classes
 from metabook.data.faces import ORLFaces
 from metabook.files import DataNotFoundError
-from metabook.evaluation import equal_error_rate, pair_scores_by_identity, roc_curve
 
 
 def test_the_real_orl_faces(data_root):
@@ -76,49 +75,3 @@ def test_bad_folders_say_what_is_wrong(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(DataNotFoundError, match=r"metabook\[applications\]"):
         ORLFaces(root=tmp_path / "nowhere", download=True)
-
-
-def test_roc_and_auc_by_hand():
-    scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
-    same = torch.tensor([1, 1, 0, 1, 0, 0])
-    roc = roc_curve(scores, same)
-    third = 1 / 3
-    torch.testing.assert_close(
-        roc.fpr, torch.tensor([0, 0, 0, third, third, 2 * third, 1]).double()
-    )
-    torch.testing.assert_close(
-        roc.tpr, torch.tensor([0, third, 2 * third, 2 * third, 1, 1, 1]).double()
-    )
-    # AUC = P(a same pair outscores a different one) = 8 of 9 pairs
-    assert roc.auc() == pytest.approx(8 / 9)
-    # ties make one point
-    tied = roc_curve(torch.tensor([0.5, 0.5]), torch.tensor([1, 0]))
-    assert tied.fpr.tolist() == [0, 1] and tied.tpr.tolist() == [0, 1] and tied.auc() == 0.5
-    with pytest.raises(ValueError, match="both same-identity and different"):
-        roc_curve(torch.tensor([0.1, 0.2]), torch.tensor([1, 1]))
-
-
-def test_equal_error_rate_by_hand():
-    # at threshold 0.7 one different pair of three is accepted and one same pair of three
-    # rejected: FPR = FNR = 1/3 exactly
-    eer, threshold = equal_error_rate(
-        torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), torch.tensor([1, 1, 0, 1, 0, 0])
-    )
-    assert eer == pytest.approx(1 / 3) and threshold == pytest.approx(0.7)
-    # between ROC points (FPR 0, FNR 1/3) and (1/2, 1/3): equal at FPR = 1/3, two thirds of
-    # the way from threshold 0.8 to 0.7
-    eer, threshold = equal_error_rate(
-        torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5]), torch.tensor([1, 1, 0, 1, 0])
-    )
-    assert eer == pytest.approx(1 / 3) and threshold == pytest.approx(0.8 - 0.1 * 2 / 3)
-    # perfectly separated scores
-    assert equal_error_rate(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1, 0, 0]))[0] == 0
-
-
-def test_pairs_from_a_similarity_matrix():
-    sim = torch.arange(16.0).reshape(4, 4)
-    scores, same = pair_scores_by_identity(sim, torch.tensor([0, 0, 1, 1]))
-    assert scores.tolist() == [1, 2, 3, 6, 7, 11]
-    assert same.tolist() == [True, False, False, False, False, True]
-    with pytest.raises(ValueError, match=r"\[3, 3\]"):
-        pair_scores_by_identity(sim, torch.tensor([0, 1, 2]))

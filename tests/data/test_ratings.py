@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import metabook as mb
-from metabook.files import DataNotFoundError
 from metabook.data.ratings import (
     UserTasks,
     cold_start_episodes,
     load_movielens_100k,
     simulate_ratings,
 )
+from metabook.files import DataNotFoundError
 
 
 def test_simulated_ratings_follow_their_model():
@@ -91,10 +91,15 @@ def test_user_tasks_hold_distinct_ratings_of_one_user():
     assert batch.support_x.shape == (16, 5, data.feature_dim) and batch.query_y.shape == (16, 3, 1)
     items_dim = data.item_features.shape[1]
     for b, user in enumerate(batch.info["users"].tolist()):
-        assert user < 20 and data.ratings_per_user()[user] >= 8
+        rows = batch.info["rows"][b]
+        assert user < 20 and rows.unique().numel() == 8  # eight distinct ratings ...
+        assert (data.users[rows] == user).all()  # ... all of this user
         x = torch.cat([batch.support_x[b], batch.query_x[b]])
+        y = torch.cat([batch.support_y[b], batch.query_y[b]]).squeeze(-1)
+        assert torch.equal(y, data.ratings[rows])  # each example is the rating it claims
+        assert torch.equal(x[:, :items_dim], data.item_features[data.items[rows]])
         assert (x[:, items_dim:] == data.user_features[user]).all()
-        assert torch.unique(x[:, :items_dim], dim=0).shape[0] <= 8  # items may share genres
+    assert batch.info["users"].unique().numel() > 1  # tasks come from several users
     with pytest.raises(ValueError, match="no user has the 100 ratings"):
         UserTasks(data, shots=50, queries=50)
 

@@ -12,7 +12,6 @@ import torch
 import metabook as mb
 from metabook.data import EpisodeSampler, split_classes
 from metabook.data import text as text_module
-from metabook.files import DataNotFoundError
 from metabook.data.text import (
     Vocabulary,
     load_banking77,
@@ -20,13 +19,14 @@ from metabook.data.text import (
     sentence_embeddings,
     split_intents,
 )
+from metabook.files import DataNotFoundError
+from metabook.models import BagOfWords
 
 
 def intent_split(classes, test, seed):
     """Meta-training and test intents as lists (the split the chapter uses)."""
     tested, trained = split_classes(classes, [test, classes - test], seed)
     return trained.tolist(), tested.tolist()
-from metabook.models import BagOfWords
 
 
 def test_clinc150_and_banking77_as_published(data_root):

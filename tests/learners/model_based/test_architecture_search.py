@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 import torch
 
-from metabook.learners.model_based.architecture_search import Architecture, SearchSpace, evolution_search, random_search
+from metabook.learners.model_based.architecture_search import (
+    Architecture,
+    SearchSpace,
+    evolution_search,
+    random_search,
+)
 
 
 def landscape(arch: Architecture) -> float:
@@ -52,10 +58,16 @@ def test_the_whole_space_finds_the_optimum_and_bad_budgets_are_refused():
 
 
 def test_evolution_beats_random_search_on_a_smooth_landscape():
-    """Averaged over 30 seeds at a budget of a quarter of the space."""
-    evo = [evolution_search(landscape, SPACE, budget=8, seed=s).best[1] for s in range(30)]
-    rnd = [random_search(landscape, SPACE, budget=8, seed=s).best[1] for s in range(30)]
-    assert sum(evo) / 30 > sum(rnd) / 30
+    """At a budget of half the space, over 300 independent searches each: evolution's mean
+    best score is higher by more than three standard errors of the difference (measured:
+    0.198 higher, standard error 0.032). At a quarter of the space with a population of 4
+    the two are tied (difference 0.3 standard errors), so this is the budget tested."""
+    runs = 300
+    evo = [evolution_search(landscape, SPACE, budget=16, seed=s).best[1] for s in range(runs)]
+    rnd = [random_search(landscape, SPACE, budget=16, seed=10_000 + s).best[1] for s in range(runs)]
+    gap = statistics.mean(evo) - statistics.mean(rnd)
+    standard_error = math.sqrt((statistics.variance(evo) + statistics.variance(rnd)) / runs)
+    assert gap > 3 * standard_error, (gap, standard_error)
 
 
 def test_mutation_changes_exactly_one_field():
