@@ -123,6 +123,16 @@ def _step(
     return value
 
 
+def _check_arguments(steps: int, meta_batch: int, val_every: int, config: object) -> None:
+    if steps < 0 or meta_batch < 1 or val_every < 1:
+        raise ValueError(
+            f"need steps >= 0, meta_batch >= 1 and val_every >= 1; got {steps}, {meta_batch}, "
+            f"{val_every}"
+        )
+    if config is not None and not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a metabook.RunConfig, got {type(config).__name__}")
+
+
 def meta_train(
     learner: FewShotLearner,
     tasks: TaskSource,
@@ -153,13 +163,7 @@ def meta_train(
     ``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)``); it is stepped
     after every optimiser step.
     """
-    if steps < 0 or meta_batch < 1 or val_every < 1:
-        raise ValueError(
-            f"need steps >= 0, meta_batch >= 1 and val_every >= 1; got {steps}, {meta_batch}, "
-            f"{val_every}"
-        )
-    if config is not None and not isinstance(config, RunConfig):
-        raise TypeError(f"config must be a metabook.RunConfig, got {type(config).__name__}")
+    _check_arguments(steps, meta_batch, val_every, config)
     target = pick_device(device)
     learner.to(target)
     optimizer, params = _optimizer(learner, optimizer, lr)

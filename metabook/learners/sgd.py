@@ -114,7 +114,7 @@ def inner_loop(
     names = list(params) if names is None else list(names)
     if checkpoint and functional:
         raise ValueError("checkpoint=True recomputes steps with autograd; use functional=False")
-    if not functional:
+    if not functional and steps > 0:
         params = {
             n: p if n not in names or p.requires_grad else p.detach().requires_grad_()
             for n, p in params.items()

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 import metabook as mb
-from metabook.data import Episode, EpisodeSampler, split_classes
+from metabook.data import Episode, EpisodeSampler, SineTasks, TaskSource, split_classes
 
 
 def toy_dataset(classes=10, per_class=8, dim=3, seed=0):
@@ -209,3 +209,66 @@ def test_episodes_within_one_group():
         EpisodeSampler(data, ways=6, shots=1, queries=1, groups=group_of)
     with pytest.raises(ValueError, match="give the group of every class"):
         EpisodeSampler(data, ways=2, shots=1, queries=1, groups=group_of[:5])
+
+
+def test_an_episode_decides_ways_and_batching_once():
+    episode = EpisodeSampler(toy_dataset(), 4, 2, 1, seed=0).sample(batch_size=3)
+    assert episode.ways == 4 and episode.batched
+    # copies keep what was checked, without looking at the labels again
+    moved = episode.to("cpu")
+    moved.support_y = None  # a copy never reads its labels to know its classes
+    assert moved.ways == 4 and moved.batched
+    task = episode.task(1)
+    assert task.ways == 4 and not task.batched and task.support_x.shape == (8, 3)
+
+
+class Recording(mb.FewShotLearner):
+    """Returns zeros and records the number of classes it was told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.told: list[int | None] = []
+
+    def forward(self, support_x, support_y, query_x, ways=None):
+        self.told.append(ways)
+        return torch.zeros(*query_x.shape[:-1], 6) + self.w
+
+
+def test_learners_are_told_the_episodes_ways():
+    sampler = EpisodeSampler(toy_dataset(), 6, 1, 1, seed=0)
+    learner = Recording()
+    mb.evaluate(learner, sampler.episodes(3))
+    learner.loss(sampler.sample(batch_size=2))
+    assert learner.told == [6, 6, 6, 6]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        lambda: EpisodeSampler(toy_dataset(), 3, 1, 1, seed=2),
+        lambda: SineTasks(shots=3, queries=2, seed=2),
+        lambda: mb.data.UserTasks(mb.data.simulate_ratings(users=20, items=100), shots=3),
+        lambda: mb.data.AugmentedTasks(
+            EpisodeSampler(
+                TensorDataset(torch.rand(40, 1, 8, 8), torch.arange(4).repeat(10)), 3, 1, 1
+            ),
+            mb.data.RandomAffine(),
+        ),
+    ],
+    ids=["EpisodeSampler", "SineTasks", "UserTasks", "AugmentedTasks"],
+)
+def test_every_task_source_samples_and_makes_fixed_lists(source):
+    tasks = source()
+    assert isinstance(tasks, TaskSource)
+    first = tasks.episodes(3, seed=5)
+    tasks.sample(batch_size=4)  # drawing more changes nothing in a fixed list
+    again = tasks.episodes(3, seed=5)
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(a.support_x, b.support_x) and torch.equal(a.query_y, b.query_y)
+    assert not torch.equal(tasks.episodes(1, seed=6)[0].support_x, first[0].support_x)
+    assert tasks.sample(batch_size=2).num_tasks == 2
+    with pytest.raises(TypeError, match="draws them without end: pass source.episodes"):
+        mb.evaluate(mb.NearestNeighbour(), tasks)
+    with pytest.raises(TypeError):
+        iter(tasks)  # a source never ends, so it is not iterable

@@ -132,3 +132,19 @@ def test_protonet_learns_omniglot_from_a_short_run(data_root):
     mb.meta_train(learner, tasks, steps=300, meta_batch=1, lr=1e-3, device="cpu", progress=False)
     result = mb.evaluate(learner, EpisodeSampler(omniglot, 5, 1, 5, classes=test).episodes(100))
     assert result.mean > 0.65, result  # far above chance (0.20) and pixels (about 0.40)
+
+
+def test_examples_of_any_rank_are_embedded_along_the_example_dimension():
+    """Support and query examples are joined along the episode's example dimension (0, or 1
+    in a batch), whatever the rank of an example: here sequences [2, 3]."""
+    g = torch.Generator().manual_seed(0)
+    support, query = torch.randn(4, 2, 3, generator=g), torch.randn(3, 2, 3, generator=g)
+    labels = torch.tensor([0, 1, 0, 1])
+    learner = ProtoNet(torch.nn.Flatten(-2))
+    centres = torch.stack([support[labels == k].flatten(1).mean(0) for k in (0, 1)])
+    expected = -torch.cdist(query.flatten(1), centres).pow(2)
+    torch.testing.assert_close(learner(support, labels, query), expected)
+    batch = learner(
+        support[None].repeat(2, 1, 1, 1), labels[None].repeat(2, 1), query[None].repeat(2, 1, 1, 1)
+    )
+    torch.testing.assert_close(batch, expected[None].expand(2, -1, -1))
