@@ -16,7 +16,7 @@ ifneq ($(strip $(METABOOK_DATA)),)
 export METABOOK_DATA := $(abspath $(METABOOK_DATA))
 endif
 
-.PHONY: book test lint pytest book-check notebooks sync clean
+.PHONY: book test lint typecheck pytest book-check notebooks sync clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_learn2learn.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,16 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 	@echo "The book is at _build/html/index.html"
 
-## test: ruff, the book build (without execution), then pytest: package tests, notebook
-## pairing and every chapter executed by nbval under the quick settings
-test: lint book-check pytest
+## test: ruff, mypy on the package, the book build (without execution), then pytest:
+## package tests, notebook pairing and every chapter executed by nbval under quick settings
+test: lint typecheck book-check pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # `jupyter-book build` cannot switch execution off from the command line, so the check
 # renders through sphinx-build with the configuration Jupyter Book generates (conf.py).

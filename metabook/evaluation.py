@@ -134,11 +134,11 @@ def evaluate(
     chosen: tuple[Metric, str, bool] | None = None
     try:
         for episode in tqdm(episodes, desc="evaluate", disable=not progress, leave=False):
+            episode = episode.to(device)
             if episode.query_y is None:
                 raise ValueError("evaluation episodes need query_y")
             if chosen is None:
                 chosen = _metric(metric, episode.regression, higher_is_better)
-            episode = episode.to(device)
             score = chosen[0](learner.predict(episode), episode.query_y)
             values.append(torch.as_tensor(score).detach().cpu().reshape(-1))
     finally:

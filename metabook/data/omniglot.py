@@ -240,7 +240,10 @@ class Omniglot(torch.utils.data.Dataset):
         self.split = "+".join(parts)
         self.image_size = image_size
 
-        images, labels, drawers, classes = [], [], [], []
+        images: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        drawers: list[torch.Tensor] = []
+        classes: list[str] = []
         seen: set[str] = set()
         for part in dict.fromkeys(parts):
             decoded = _load_split(part, root, download, image_size)

@@ -14,7 +14,6 @@ a learner called on bare tensors without ``ways`` derives it with :func:`episode
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -148,12 +147,16 @@ class FewShotLearner(nn.Module):
         return out if episode.regression else out.argmax(-1)
 
 
-@functools.cache
+_TAKES_WAYS: dict[type, bool] = {}
+
+
 def _forward_takes_ways(cls: type[FewShotLearner]) -> bool:
     """Whether a learner class's ``forward`` accepts ``ways`` (learners written for
-    metabook 0.1 take three arguments)."""
-    parameters = inspect.signature(cls.forward).parameters
-    return "ways" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    metabook 0.1 take three arguments); decided once per class."""
+    if cls not in _TAKES_WAYS:
+        parameters = inspect.signature(cls.forward).parameters.values()
+        _TAKES_WAYS[cls] = any(p.name == "ways" or p.kind is p.VAR_KEYWORD for p in parameters)
+    return _TAKES_WAYS[cls]
 
 
 def standardise_by_support(z: torch.Tensor, support: int, eps: float = 1e-6) -> torch.Tensor:

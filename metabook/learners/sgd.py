@@ -60,7 +60,7 @@ def gradients(
             f"parameters {unused} do not affect the inner-loop loss; exclude them from the "
             "adapted parameters or check the model"
         )
-    return dict(zip(names, grads, strict=True))  # type: ignore[arg-type]
+    return dict(zip(names, grads, strict=True))
 
 
 def _step_size(lr: StepSizes, name: str) -> torch.Tensor | float:

@@ -17,6 +17,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -97,7 +98,7 @@ class SearchSpace:
 
     def mutate(self, parent: Architecture, rng: random.Random) -> Architecture:
         """Change one field of ``parent`` to another of its choices (a neighbour)."""
-        options = {
+        options: dict[str, list[Any]] = {
             "depth": [d for d in self.depths if d != parent.depth],
             "width": [w for w in self.widths if w != parent.width],
             "pooling": [p for p in self.poolings if p != parent.pooling],

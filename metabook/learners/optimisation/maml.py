@@ -53,7 +53,9 @@ BATCHINGS = ("auto", "loop", "vmap")
 BATCH_NORMS = ("batch", "per_step")
 
 
-def _batchnorms(model: nn.Module, tracking: bool | None = None) -> Iterator[tuple[str, nn.Module]]:
+def _batchnorms(
+    model: nn.Module, tracking: bool | None = None
+) -> Iterator[tuple[str, nn.modules.batchnorm._BatchNorm]]:
     """``(name, module)`` of the BatchNorm layers of ``model``; with ``tracking`` given,
     only those that do (``True``) or do not (``False``) keep running statistics."""
     for name, module in model.named_modules():
