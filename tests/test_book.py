@@ -34,14 +34,15 @@ def test_markdown_and_notebook_twins_are_in_sync(source):
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
-def test_every_chapter_installs_in_colab_and_reads_the_quick_switch(source):
+def test_every_chapter_installs_in_colab_and_runs_the_preamble(source):
     notebook = jupytext.read(source)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     first = code[0]
     assert 'if "google.colab" in sys.modules:' in first.source
     assert "%pip install" in first.source
     assert "remove-cell" in first.metadata.get("tags", [])
-    assert any('os.environ.get("METABOOK_QUICK") == "1"' in cell.source for cell in code)
+    # the preamble is the package's helper: quick switch, device, scale and seeds in one place
+    assert "mb.chapter_setup(" in code[1].source
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)

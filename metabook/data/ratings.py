@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from metabook._compat import renamed_arguments
+from metabook._compat import renamed_arguments, warn_deprecated
 from metabook.data.episodes import Episode, TaskSource, _batch_count
 from metabook.files import DataNotFoundError, candidate_roots
 
@@ -260,6 +260,12 @@ class UserTasks(TaskSource):
         self._order = order
         self._counts = per_user
         self._starts = torch.cumsum(per_user, 0) - per_user
+
+    @property
+    def support(self) -> int:
+        """Deprecated name of :attr:`shots`."""
+        warn_deprecated("UserTasks.support", "UserTasks.shots")
+        return self.shots
 
     def sample(
         self, batch_size: int | None = None, generator: torch.Generator | None = None

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from metabook._compat import renamed_arguments
+from metabook._compat import renamed_arguments, warn_deprecated
 from metabook.learners.base import FewShotLearner, per_task
 from metabook.learners.optimisation.maml import _check_batchnorm
 from metabook.learners.sgd import LossFn, gradients
@@ -144,6 +144,12 @@ class MetaLSTM(FewShotLearner):
         self.model, self.inner_steps, self.loss_fn = model, inner_steps, loss_fn
         self.cell = MetaLSTMCell(lstm_size)
         self._gate_means: list[torch.Tensor] = []  # per step, [tensors, 2], on the device
+
+    @property
+    def steps(self) -> int:
+        """Deprecated name of :attr:`inner_steps`."""
+        warn_deprecated("MetaLSTM.steps", "MetaLSTM.inner_steps")
+        return self.inner_steps
 
     @property
     def last_gates(self) -> list[dict[str, tuple[float, float]]]:
