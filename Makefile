@@ -46,7 +46,8 @@ typecheck: $(STAMP)
 book-check: $(STAMP)
 	rm -rf _build/check
 	$(BIN)/jupyter-book config sphinx . > /dev/null
-	$(BIN)/sphinx-build -b html -W -n --keep-going -q -c . -D nb_execution_mode=off \
+	PYTHONPATH=book/_ext $(BIN)/sphinx-build -b html -W -n --keep-going -q -c . \
+		-D nb_execution_mode=off \
 		. _build/check/html; status=$$?; rm -f conf.py; exit $$status
 
 pytest: $(STAMP)

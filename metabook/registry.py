@@ -8,9 +8,9 @@ learner (a :class:`~metabook.learners.base.FewShotLearner`) in one new file of
 "Adding a method" section walks through it).
 
 Learners that do not take episodes of labelled examples are not here: MAML for policies
-(:class:`metabook.rl.PolicyMAML`) learns from an environment's returns, has no backbone to
-build from a :class:`~metabook.config.RunConfig` and no command-line training; its chapter
-builds it in code.
+(:class:`~metabook.rl.policy_gradient.PolicyMAML`) learns from an environment's returns,
+has no backbone to build from a :class:`~metabook.config.RunConfig` and no command-line
+training; its chapter builds it in code.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Method:
 
 _MAML = {"inner_lr": 0.4, "inner_steps": 1, "test_steps": 3}
 
-#: The methods, by name: what the command line trains and :func:`load_learner` rebuilds.
+#: Every method that the command line trains and :func:`load_learner` rebuilds, by name.
 LEARNERS: Mapping[str, Method] = MappingProxyType(
     {
         m.name: m

@@ -34,7 +34,8 @@ class TrainHistory:
 
     @property
     def best(self) -> tuple[int, EvalResult] | None:
-        """The step and result of the best validation (by :attr:`EvalResult.score`)."""
+        """The step and result of the best validation (the highest
+        :attr:`~metabook.evaluation.EvalResult.score`)."""
         if not self.val_results:
             return None
         i = max(range(len(self.val_results)), key=lambda k: self.val_results[k].score)

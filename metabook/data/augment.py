@@ -107,7 +107,7 @@ class AugmentedTasks(TaskSource):
 
     ``sample(batch_size)`` draws the episode from the inner source's generator and the
     distortions from the transform's; ``sample(batch_size, generator)`` draws both from
-    ``generator``, so :meth:`episodes` gives a fixed list.
+    ``generator``, so :meth:`~metabook.data.episodes.TaskSource.episodes` gives a fixed list.
     """
 
     def __init__(self, tasks: TaskSource, transform: RandomAffine) -> None:

@@ -208,7 +208,7 @@ class TaskSource(ABC):
     :meth:`episodes`. A source is not iterable: it never ends, so
     :func:`~metabook.evaluation.evaluate` takes ``source.episodes(count)`` instead.
 
-    Subclasses set :attr:`seed` and :attr:`generator` and implement :meth:`sample`.
+    Subclasses set ``seed`` and ``generator`` and implement :meth:`sample`.
     """
 
     seed: int

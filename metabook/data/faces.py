@@ -82,7 +82,7 @@ class ORLFaces(torch.utils.data.Dataset):
 
     Args:
         root: a folder holding ``s1`` .. ``s40``; when ``None`` the usual places are searched
-            (see :mod:`metabook.data.files`).
+            (see :mod:`metabook.files`).
         download: where the folder is missing, fetch the same faces with scikit-learn's
             ``fetch_olivetti_faces`` (needs a network and scikit-learn).
         image_size: side of the square images after resizing (the originals are 92 x 112,

@@ -16,7 +16,7 @@ class PairSampler:
     """Draws pairs of examples, half from the same class and half from different classes.
 
     ``sample(batch_size)`` returns ``(x1, x2, dissimilar)``: two batches of examples and a
-    0/1 tensor in the convention of :func:`metabook.metric.contrastive_loss` (1 marks a
+    0/1 tensor in the convention of :func:`metabook.learners.metric.contrastive_loss` (1 marks a
     pair of different classes). Exactly ``batch_size // 2`` pairs are same-class pairs
     (two distinct examples of one class); the rest pair two different classes. Same-class
     pairs draw the class uniformly, so frequent classes do not dominate.

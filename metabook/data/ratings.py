@@ -263,7 +263,7 @@ class UserTasks(TaskSource):
 
     @property
     def support(self) -> int:
-        """Deprecated name of :attr:`shots`."""
+        """Deprecated name of ``shots``."""
         warn_deprecated("UserTasks.support", "UserTasks.shots")
         return self.shots
 

@@ -87,7 +87,7 @@ class FewShotLearner(nn.Module):
     """Base class of few-shot learners: implement :meth:`forward`, override the rest at will.
 
     Two class attributes tell :mod:`metabook.registry` how to build a learner around the
-    book's backbone: :attr:`needs_head` (the backbone ends in a linear layer with one output
+    book's backbone: ``needs_head`` (the backbone ends in a linear layer with one output
     per class, so the learner classifies exactly that many classes) and :meth:`from_backbone`
     (how the backbone and the hyper-parameters are passed to the constructor).
     """

@@ -14,7 +14,7 @@ They differ in what they do with the result, and that is decided here once:
   only through the identity (first-order MAML), or not at all when ``theta`` itself is
   detached (Reptile).
 * ``checkpoint=True`` keeps only each step's input parameters and recomputes the step in
-  the backward pass (:mod:`torch.utils.checkpoint`): the same meta-gradient for less memory.
+  the backward pass (``torch.utils.checkpoint``): the same meta-gradient for less memory.
 * ``functional=True`` takes the gradients with :func:`torch.func.grad` instead of
   :func:`torch.autograd.grad`, so that the loop runs inside :func:`torch.func.vmap` (one
   adaptation per task of a batch, all at once).

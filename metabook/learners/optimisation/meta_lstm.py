@@ -147,7 +147,7 @@ class MetaLSTM(FewShotLearner):
 
     @property
     def steps(self) -> int:
-        """Deprecated name of :attr:`inner_steps`."""
+        """Deprecated name of ``inner_steps``."""
         warn_deprecated("MetaLSTM.steps", "MetaLSTM.inner_steps")
         return self.inner_steps
 
