@@ -20,22 +20,87 @@ exports the subpackages, every module, and the ``__all__`` of :mod:`~metabook.le
 :mod:`~metabook.config`, :mod:`~metabook.registry` and :mod:`~metabook.runtime`.
 """
 
-from metabook import _compat
+# every module (tests/test_package.py checks that each imports only lower layers)
+from metabook import (  # noqa: I001
+    _compat,
+    checkpoints,
+    cli,
+    config,
+    data,
+    evaluation,
+    files,
+    learners,
+    models,
+    registry,
+    rl,
+    runs,
+    runtime,
+    training,
+)
 from metabook._version import __version__
-
-_compat.install_moved_module_finder()
-
-# the order is the layering: each module imports only those above it
-from metabook import files, runtime, config  # noqa: E402, I001
-from metabook import data, models, learners, rl, evaluation  # noqa: E402
-from metabook import checkpoints, training, registry, runs, cli  # noqa: E402
-from metabook.checkpoints import *  # noqa: E402, F403
-from metabook.config import *  # noqa: E402, F403
-from metabook.evaluation import *  # noqa: E402, F403
-from metabook.learners import *  # noqa: E402, F403
-from metabook.registry import *  # noqa: E402, F403
-from metabook.runtime import *  # noqa: E402, F403
-from metabook.training import *  # noqa: E402, F403
+from metabook.checkpoints import Checkpoint, load_checkpoint
+from metabook.config import SCHEMA_VERSION, BackboneConfig, DataConfig, RunConfig, TrainConfig
+from metabook.evaluation import (
+    ROC,
+    EvalResult,
+    equal_error_rate,
+    evaluate,
+    mean_confidence_interval,
+    pair_scores_by_identity,
+    roc_curve,
+)
+from metabook.learners import (
+    MAML,
+    MANN,
+    Architecture,
+    CrossTaskAttention,
+    FewShotLearner,
+    InContextTransformer,
+    LossFn,
+    LRUAMemory,
+    MatchingNetwork,
+    MemoryState,
+    MetaLSTM,
+    MetaLSTMCell,
+    MetaSGD,
+    NearestNeighbour,
+    Params,
+    ProtoNet,
+    Reptile,
+    SearchResult,
+    SearchSpace,
+    SiameseNetwork,
+    StepLoss,
+    class_max,
+    contrastive_loss,
+    embedding_size,
+    episode_ways,
+    evolution_search,
+    gradients,
+    in_context_mask,
+    inner_loop,
+    pairwise_distance,
+    per_task,
+    preprocess,
+    prototypes,
+    random_search,
+    sgd_step,
+    standardise_by_support,
+    task_embedding,
+    without_running_stats,
+)
+from metabook.registry import (
+    LEARNERS,
+    Method,
+    build_backbone,
+    build_learner,
+    hyper_parameters,
+    load_learner,
+    load_run,
+    resolve,
+)
+from metabook.runtime import ChapterSettings, chapter_setup, pick_device, seed_everything
+from metabook.training import TrainHistory, meta_train
 
 __all__ = [
     "__version__",
@@ -52,14 +117,75 @@ __all__ = [
     "runs",
     "runtime",
     "training",
-    *learners.__all__,
-    *evaluation.__all__,
-    *training.__all__,
-    *checkpoints.__all__,
-    *config.__all__,
-    *registry.__all__,
-    *runtime.__all__,
+    "Checkpoint",
+    "load_checkpoint",
+    "SCHEMA_VERSION",
+    "BackboneConfig",
+    "DataConfig",
+    "RunConfig",
+    "TrainConfig",
+    "ROC",
+    "EvalResult",
+    "equal_error_rate",
+    "evaluate",
+    "mean_confidence_interval",
+    "pair_scores_by_identity",
+    "roc_curve",
+    "FewShotLearner",
+    "NearestNeighbour",
+    "class_max",
+    "embedding_size",
+    "episode_ways",
+    "per_task",
+    "standardise_by_support",
+    "MatchingNetwork",
+    "ProtoNet",
+    "SiameseNetwork",
+    "contrastive_loss",
+    "pairwise_distance",
+    "prototypes",
+    "Architecture",
+    "SearchResult",
+    "SearchSpace",
+    "evolution_search",
+    "random_search",
+    "InContextTransformer",
+    "in_context_mask",
+    "LRUAMemory",
+    "MANN",
+    "MemoryState",
+    "CrossTaskAttention",
+    "task_embedding",
+    "MAML",
+    "MetaSGD",
+    "without_running_stats",
+    "MetaLSTM",
+    "MetaLSTMCell",
+    "preprocess",
+    "Reptile",
+    "LossFn",
+    "Params",
+    "StepLoss",
+    "gradients",
+    "inner_loop",
+    "sgd_step",
+    "LEARNERS",
+    "Method",
+    "build_backbone",
+    "build_learner",
+    "hyper_parameters",
+    "load_learner",
+    "load_run",
+    "resolve",
+    "ChapterSettings",
+    "chapter_setup",
+    "pick_device",
+    "seed_everything",
+    "TrainHistory",
+    "meta_train",
 ]
+
+_compat.install_moved_module_finder()  # old module paths of 0.1, with a warning
 
 _renamed = _compat.moved_attribute(
     "metabook", {"device": (lambda: runtime.pick_device, "metabook.pick_device")}
@@ -68,8 +194,10 @@ _renamed = _compat.moved_attribute(
 
 def __getattr__(name: str) -> object:
     """Old names of 0.1: ``metabook.device`` and the modules that moved (each warns)."""
-    if f"metabook.{name}" in _compat.MOVED_MODULES:
+    old = f"metabook.{name}"
+    if old in _compat.MOVED_MODULES:
         import importlib
 
-        return importlib.import_module(f"metabook.{name}")
+        _compat.warn_deprecated(f"the module {old}", _compat.MOVED_MODULES[old])
+        return importlib.import_module(_compat.MOVED_MODULES[old])
     return _renamed(name)

@@ -1,4 +1,5 @@
-"""Where data files live, and how they are fetched safely.
+"""Files: where data files live, how they are fetched safely, and how any file (a decoded
+data cache, a checkpoint) is written so that a reader never sees half of it.
 
 Every dataset in metabook looks for its files in the same places, in this order:
 

@@ -16,27 +16,52 @@ Where the files come from, and how they are checked, is :mod:`metabook.files`.
 
 from metabook import files as _files
 from metabook._compat import moved_attribute
-from metabook.data import augment, episodes, faces, omniglot, pairs, ratings, sine, text
-from metabook.data.augment import *  # noqa: F403
-from metabook.data.episodes import *  # noqa: F403
-from metabook.data.faces import *  # noqa: F403
-from metabook.data.omniglot import *  # noqa: F403
-from metabook.data.pairs import *  # noqa: F403
-from metabook.data.ratings import *  # noqa: F403
-from metabook.data.sine import *  # noqa: F403
-from metabook.data.text import *  # noqa: F403
+from metabook.data.augment import AugmentedTasks, RandomAffine
+from metabook.data.episodes import Episode, EpisodeSampler, TaskSource, is_batched, split_classes
+from metabook.data.faces import ORLFaces
+from metabook.data.omniglot import OMNIGLOT_FILES, Omniglot, OmniglotOneShotRuns
+from metabook.data.pairs import PairSampler
+from metabook.data.ratings import (
+    RatingData,
+    UserTasks,
+    cold_start_episodes,
+    load_movielens_100k,
+    simulate_ratings,
+)
+from metabook.data.sine import SineTasks
+from metabook.data.text import (
+    IntentDataset,
+    Vocabulary,
+    load_banking77,
+    load_clinc150,
+    sentence_embeddings,
+)
 
 __all__ = [
-    *episodes.__all__,
-    *sine.__all__,
-    *pairs.__all__,
-    *augment.__all__,
-    *omniglot.__all__,
-    *faces.__all__,
-    *text.__all__,
-    *ratings.__all__,
+    "AugmentedTasks",
+    "RandomAffine",
+    "Episode",
+    "EpisodeSampler",
+    "TaskSource",
+    "is_batched",
+    "split_classes",
+    "ORLFaces",
+    "Omniglot",
+    "OmniglotOneShotRuns",
+    "OMNIGLOT_FILES",
+    "PairSampler",
+    "RatingData",
+    "UserTasks",
+    "cold_start_episodes",
+    "load_movielens_100k",
+    "simulate_ratings",
+    "SineTasks",
+    "IntentDataset",
+    "Vocabulary",
+    "load_banking77",
+    "load_clinc150",
+    "sentence_embeddings",
 ]
-
 
 __getattr__ = moved_attribute(
     "metabook.data",

@@ -36,7 +36,6 @@ __all__ = [
     "load_banking77",
     "load_clinc150",
     "sentence_embeddings",
-    "split_intents",
 ]
 
 CLINC150 = RemoteFile(

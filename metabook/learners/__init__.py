@@ -13,17 +13,85 @@
 :mod:`metabook.registry` names the ones the command line trains.
 """
 
-from metabook.learners import base, metric, model_based, optimisation, sgd
-from metabook.learners.base import *  # noqa: F403
-from metabook.learners.metric import *  # noqa: F403
-from metabook.learners.model_based import *  # noqa: F403
-from metabook.learners.optimisation import *  # noqa: F403
-from metabook.learners.sgd import *  # noqa: F403
+from metabook.learners.base import (
+    FewShotLearner,
+    NearestNeighbour,
+    class_max,
+    embedding_size,
+    episode_ways,
+    per_task,
+    standardise_by_support,
+)
+from metabook.learners.metric import (
+    MatchingNetwork,
+    ProtoNet,
+    SiameseNetwork,
+    contrastive_loss,
+    pairwise_distance,
+    prototypes,
+)
+from metabook.learners.model_based import (
+    MANN,
+    Architecture,
+    CrossTaskAttention,
+    InContextTransformer,
+    LRUAMemory,
+    MemoryState,
+    SearchResult,
+    SearchSpace,
+    evolution_search,
+    in_context_mask,
+    random_search,
+    task_embedding,
+)
+from metabook.learners.optimisation import (
+    MAML,
+    MetaLSTM,
+    MetaLSTMCell,
+    MetaSGD,
+    Reptile,
+    preprocess,
+    without_running_stats,
+)
+from metabook.learners.sgd import LossFn, Params, StepLoss, gradients, inner_loop, sgd_step
 
 __all__ = [
-    *base.__all__,
-    *sgd.__all__,
-    *optimisation.__all__,
-    *metric.__all__,
-    *model_based.__all__,
+    "FewShotLearner",
+    "NearestNeighbour",
+    "class_max",
+    "embedding_size",
+    "episode_ways",
+    "per_task",
+    "standardise_by_support",
+    "MatchingNetwork",
+    "ProtoNet",
+    "SiameseNetwork",
+    "contrastive_loss",
+    "pairwise_distance",
+    "prototypes",
+    "Architecture",
+    "SearchResult",
+    "SearchSpace",
+    "evolution_search",
+    "random_search",
+    "InContextTransformer",
+    "in_context_mask",
+    "LRUAMemory",
+    "MANN",
+    "MemoryState",
+    "CrossTaskAttention",
+    "task_embedding",
+    "MAML",
+    "MetaSGD",
+    "without_running_stats",
+    "MetaLSTM",
+    "MetaLSTMCell",
+    "preprocess",
+    "Reptile",
+    "LossFn",
+    "Params",
+    "StepLoss",
+    "gradients",
+    "inner_loop",
+    "sgd_step",
 ]

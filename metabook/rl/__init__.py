@@ -6,8 +6,22 @@ learners are not in :mod:`metabook.registry`: they learn from an environment's r
 not from episodes of labelled examples.
 """
 
-from metabook.rl import navigation, policy_gradient
-from metabook.rl.navigation import *  # noqa: F403
-from metabook.rl.policy_gradient import *  # noqa: F403
+from metabook.rl.navigation import Navigation2D
+from metabook.rl.policy_gradient import (
+    GaussianMLPPolicy,
+    PolicyMAML,
+    Rollouts,
+    discounted_returns,
+    reinforce_loss,
+    sample_rollouts,
+)
 
-__all__ = [*navigation.__all__, *policy_gradient.__all__]
+__all__ = [
+    "Navigation2D",
+    "GaussianMLPPolicy",
+    "PolicyMAML",
+    "Rollouts",
+    "discounted_returns",
+    "reinforce_loss",
+    "sample_rollouts",
+]

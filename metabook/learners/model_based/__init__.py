@@ -10,15 +10,28 @@ The same chapter's two extras live here too, where its readers look for them:
 :mod:`~metabook.learners.model_based.architecture_search` (searching the backbone).
 """
 
-from metabook.learners.model_based import architecture_search, in_context, mann, task_attention
-from metabook.learners.model_based.architecture_search import *  # noqa: F403
-from metabook.learners.model_based.in_context import *  # noqa: F403
-from metabook.learners.model_based.mann import *  # noqa: F403
-from metabook.learners.model_based.task_attention import *  # noqa: F403
+from metabook.learners.model_based.architecture_search import (
+    Architecture,
+    SearchResult,
+    SearchSpace,
+    evolution_search,
+    random_search,
+)
+from metabook.learners.model_based.in_context import InContextTransformer, in_context_mask
+from metabook.learners.model_based.mann import MANN, LRUAMemory, MemoryState
+from metabook.learners.model_based.task_attention import CrossTaskAttention, task_embedding
 
 __all__ = [
-    *mann.__all__,
-    *in_context.__all__,
-    *task_attention.__all__,
-    *architecture_search.__all__,
+    "Architecture",
+    "SearchResult",
+    "SearchSpace",
+    "evolution_search",
+    "random_search",
+    "InContextTransformer",
+    "in_context_mask",
+    "LRUAMemory",
+    "MANN",
+    "MemoryState",
+    "CrossTaskAttention",
+    "task_embedding",
 ]

@@ -10,9 +10,16 @@ All of them adapt with :mod:`metabook.learners.sgd` (the Meta-LSTM takes its gra
 from it and replaces the SGD update by its learned one).
 """
 
-from metabook.learners.optimisation import maml, meta_lstm, reptile
-from metabook.learners.optimisation.maml import *  # noqa: F403
-from metabook.learners.optimisation.meta_lstm import *  # noqa: F403
-from metabook.learners.optimisation.reptile import *  # noqa: F403
+from metabook.learners.optimisation.maml import MAML, MetaSGD, without_running_stats
+from metabook.learners.optimisation.meta_lstm import MetaLSTM, MetaLSTMCell, preprocess
+from metabook.learners.optimisation.reptile import Reptile
 
-__all__ = [*maml.__all__, *reptile.__all__, *meta_lstm.__all__]
+__all__ = [
+    "MAML",
+    "MetaSGD",
+    "without_running_stats",
+    "MetaLSTM",
+    "MetaLSTMCell",
+    "preprocess",
+    "Reptile",
+]
