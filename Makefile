@@ -16,7 +16,7 @@ ifneq ($(strip $(METABOOK_DATA)),)
 export METABOOK_DATA := $(abspath $(METABOOK_DATA))
 endif
 
-.PHONY: book test lint typecheck pytest book-check notebooks sync clean
+.PHONY: book test lint typecheck pytest book-check notebooks notebook clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_learn2learn.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml Makefile scripts/install_learn2learn.sh
 	scripts/install_learn2learn.sh $(BIN)/python
 	touch $(STAMP)
 
-## book: execute every chapter and render the book into _build/html
+## book: render the book into _build/html from the outputs committed with the chapters
+## (no chapter is executed: `make notebooks` does that)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 	@echo "The book is at _build/html/index.html"
@@ -51,14 +52,22 @@ book-check: $(STAMP)
 		. _build/check/html; status=$$?; rm -f conf.py; exit $$status
 
 pytest: $(STAMP)
-	METABOOK_QUICK=1 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider tests chapters
+	METABOOK_QUICK=1 METABOOK_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider \
+		tests chapters
 
-## notebooks: after editing a chapter's .md, update its .ipynb twin and execute it
-## (the .md is the source: --update keeps the notebook's outputs and metadata)
+## notebooks: after editing chapters' .md files, update their .ipynb twins and execute every
+## chapter (CPU settings: about 1.5 hours on two cores; the full settings on a GPU). The .md is
+## the source: --update keeps the notebook's metadata. Progress bars are off, so that no
+## progress output is saved; the streams of a cell are merged into one output.
 notebooks: $(STAMP)
-	$(BIN)/jupytext --update --to ipynb chapters/*.md
-	for nb in chapters/*.ipynb; do \
-		$(BIN)/jupyter-execute --inplace --timeout=1800 "$$nb" || exit 1; done
+	for md in chapters/*.md; do $(MAKE) --no-print-directory notebook CHAPTER=$$md || exit 1; done
+
+## notebook CHAPTER=chapters/NN_name.md: the same for one chapter
+notebook: $(STAMP)
+	test -n "$(CHAPTER)" || { echo "make notebook CHAPTER=chapters/NN_name.md"; exit 2; }
+	$(BIN)/jupytext --update --to ipynb "$(CHAPTER)"
+	METABOOK_PROGRESS=0 $(BIN)/jupyter-execute --inplace --timeout=3600 "$(CHAPTER:.md=.ipynb)"
+	$(BIN)/python scripts/merge_streams.py "$(CHAPTER:.md=.ipynb)"
 
 clean:
 	rm -rf _build .pytest_cache

@@ -5,6 +5,6 @@ from importlib.metadata import PackageNotFoundError, version
 __all__: list[str] = []
 
 try:
-    __version__ = version("metabook")
+    __version__ = version("metabook-ml")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0"
