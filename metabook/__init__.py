@@ -99,7 +99,14 @@ from metabook.registry import (
     load_run,
     resolve,
 )
-from metabook.runtime import ChapterSettings, chapter_setup, pick_device, seed_everything
+from metabook.runtime import (
+    ChapterSettings,
+    chapter_setup,
+    pick_device,
+    progress_bar,
+    progress_enabled,
+    seed_everything,
+)
 from metabook.training import TrainHistory, meta_train
 
 __all__ = [
@@ -180,6 +187,8 @@ __all__ = [
     "ChapterSettings",
     "chapter_setup",
     "pick_device",
+    "progress_bar",
+    "progress_enabled",
     "seed_everything",
     "TrainHistory",
     "meta_train",

@@ -60,13 +60,18 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def _train(args: argparse.Namespace) -> None:
     history = train_run(
-        _config_from_args(args), args.out, args.data_root, args.device, not args.quiet
+        _config_from_args(args), args.out, args.data_root, args.device, _progress(args)
     )
     best = history.best
     if best is not None:
         print(f"best validation at step {best[0]}: {best[1]}")
     where = f"{args.out}/last.pt" + (f" and {args.out}/best.pt" if best is not None else "")
     print(f"checkpoints written to {where}")
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """``--quiet`` turns progress bars off; otherwise ``METABOOK_PROGRESS`` decides."""
+    return False if args.quiet else None
 
 
 def _check_ways(config: RunConfig, ways: int) -> None:
@@ -96,7 +101,7 @@ def _eval(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     learner.to(device)
     episodes = sampler.episodes(args.episodes, seed=args.seed)
-    result = evaluate(learner, episodes, device=device, progress=not args.quiet)
+    result = evaluate(learner, episodes, device=device, progress=_progress(args))
     protocol = "within one alphabet" if args.within_alphabet else "across alphabets"
     if args.held_out:
         protocol += ", alphabets not seen in training"

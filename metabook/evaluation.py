@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from metabook.data.episodes import Episode, TaskSource
 from metabook.learners.base import FewShotLearner
+from metabook.runtime import progress_enabled
 
 __all__ = [
     "ROC",
@@ -110,7 +111,7 @@ def evaluate(
     episodes: Iterable[Episode],
     device: torch.device | str | None = None,
     metric: str | Metric | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     higher_is_better: bool | None = None,
 ) -> EvalResult:
     """Evaluate ``learner`` on ``episodes`` (single episodes or batches).
@@ -119,7 +120,8 @@ def evaluate(
     ``evaluate(learner, sampler.episodes(600))``. ``metric`` is ``"accuracy"`` (the default
     for classification), ``"mse"`` (the default for regression) or a function of
     ``(prediction, target)`` that returns one value per episode (then say whether higher
-    is better). Returns the mean and the 95% confidence interval over episodes.
+    is better). ``progress=None`` shows a progress bar unless ``METABOOK_PROGRESS=0``.
+    Returns the mean and the 95% confidence interval over episodes.
     """
     if isinstance(episodes, TaskSource):
         raise TypeError(
@@ -133,7 +135,9 @@ def evaluate(
     values: list[torch.Tensor] = []
     chosen: tuple[Metric, str, bool] | None = None
     try:
-        for episode in tqdm(episodes, desc="evaluate", disable=not progress, leave=False):
+        for episode in tqdm(
+            episodes, desc="evaluate", disable=not progress_enabled(progress), leave=False
+        ):
             episode = episode.to(device)
             if episode.query_y is None:
                 raise ValueError("evaluation episodes need query_y")

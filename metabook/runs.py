@@ -99,7 +99,7 @@ def train_run(
     out: str | os.PathLike[str],
     data_root: str | os.PathLike[str] | None = None,
     device: torch.device | str = "auto",
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> TrainHistory:
     """Train the learner ``config`` describes and write ``last.pt`` and ``best.pt`` into
     ``out``; notes about the run (a validation that cannot follow the protocol) are

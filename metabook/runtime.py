@@ -1,16 +1,28 @@
-"""Choosing a device, making runs repeatable, and the preamble every chapter runs
-(defined in the chapter "Core concepts")."""
+"""Choosing a device, making runs repeatable, progress bars, and the preamble every chapter
+runs (defined in the chapter "Core concepts")."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-__all__ = ["ChapterSettings", "chapter_setup", "pick_device", "seed_everything"]
+T = TypeVar("T")
+
+__all__ = [
+    "ChapterSettings",
+    "chapter_setup",
+    "pick_device",
+    "progress_bar",
+    "progress_enabled",
+    "seed_everything",
+]
 
 
 def _mps_available() -> bool:
@@ -70,6 +82,26 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Whether to show progress bars: ``progress`` when it is given, otherwise yes unless
+    the environment variable ``METABOOK_PROGRESS`` is ``0``.
+
+    ``make notebooks`` and the test suite set ``METABOOK_PROGRESS=0``, so that no progress
+    output is saved in a notebook or published in the book; a reader running a chapter in
+    Colab or Jupyter sees live bars. (A notebook kernel has no terminal in either case, so
+    only an explicit switch can tell them apart.)
+    """
+    if progress is not None:
+        return progress
+    return os.environ.get("METABOOK_PROGRESS", "1") != "0"
+
+
+def progress_bar(iterable: Iterable[T], progress: bool | None = None, **kwargs: Any) -> Iterable[T]:
+    """``iterable`` with a tqdm progress bar, shown as :func:`progress_enabled` decides;
+    ``kwargs`` go to tqdm (``desc=``, ``total=``, ...)."""
+    return tqdm(iterable, disable=not progress_enabled(progress), **kwargs)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from metabook.config import RunConfig
 from metabook.data.episodes import Episode, TaskSource
 from metabook.evaluation import EvalResult, evaluate
 from metabook.learners.base import FewShotLearner
-from metabook.runtime import pick_device
+from metabook.runtime import pick_device, progress_enabled
 
 __all__ = ["TrainHistory", "meta_train"]
 
@@ -147,7 +147,7 @@ def meta_train(
     config: RunConfig | None = None,
     device: torch.device | str = "auto",
     grad_clip: float | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     scheduler: Scheduler | None = None,
 ) -> TrainHistory:
     """Meta-train ``learner`` for ``steps`` steps on batches of ``meta_batch`` episodes.
@@ -160,7 +160,9 @@ def meta_train(
     which :func:`~metabook.registry.load_learner` rebuilds the learner). A loss that is not
     finite stops training with :class:`FloatingPointError` naming the step.
 
-    ``scheduler`` builds a learning-rate schedule from the optimiser (for example
+    ``progress`` shows a progress bar (by default unless ``METABOOK_PROGRESS=0``, see
+    :func:`~metabook.runtime.progress_enabled`). ``scheduler`` builds a learning-rate
+    schedule from the optimiser (for example
     ``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)``); it is stepped
     after every optimiser step.
     """
@@ -172,7 +174,7 @@ def meta_train(
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     run = _Run(learner, folder, config, val_episodes, target)
     learner.train()
-    bar = tqdm(range(1, steps + 1), desc="meta-train", disable=not progress)
+    bar = tqdm(range(1, steps + 1), desc="meta-train", disable=not progress_enabled(progress))
     for step in bar:
         value = _step(
             learner, tasks.sample(meta_batch).to(target), optimizer, params, grad_clip, step

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# no progress bars in test output, nor in the notebooks nbval executes (its kernels inherit
+# this process's environment)
+os.environ.setdefault("METABOOK_PROGRESS", "0")
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):

