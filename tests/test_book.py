@@ -3,6 +3,10 @@ and a configuration that never reaches the network at build time."""
 
 from __future__ import annotations
 
+import datetime
+import importlib.metadata
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +51,12 @@ def test_every_chapter_installs_in_colab_and_runs_the_preamble(source):
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
 def test_committed_notebooks_carry_the_outputs_nbval_checks(source):
+    """Cells whose output nbval compares are tagged (not marked by a comment a reader sees)."""
     notebook = jupytext.read(source.with_suffix(".ipynb"))
-    checked = [
-        c for c in notebook.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source
-    ]
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    checked = [c for c in code if "nbval-check-output" in c.metadata.get("tags", [])]
     assert checked and all(cell.get("outputs") for cell in checked)
+    assert not any("NBVAL_" in c.source for c in code)
 
 
 def toc_files(node):
@@ -74,10 +79,38 @@ def test_toc_lists_every_chapter_and_every_file_exists():
         assert f"chapters/{chapter.stem}" in files
 
 
-def test_config_launches_colab_on_main_and_stays_offline():
+def test_the_release_version_agrees_everywhere():
+    """The book is published from a release tag: the launch buttons open the tag's
+    notebooks, the Colab cells install the tag from the project's repository, and all of
+    them name the version of the installed distribution, metabook-ml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    version = importlib.metadata.version("metabook-ml")
+    assert project["name"] == "metabook-ml" and project["version"] == version
+    repository = project["urls"]["Repository"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["url"] == repository
+    assert config["repository"]["branch"] == f"v{version}"
+    expected = re.compile(
+        rf'%pip install --quiet "metabook-ml(\[applications\])? @ git\+{re.escape(repository)}'
+        rf'@v{re.escape(version)}"'
+    )
+    for chapter in CHAPTERS:
+        first = jupytext.read(chapter).cells[1].source  # the first code cell
+        assert expected.search(first), chapter.name
+    for page in ("README.md", "book/index.md", "book/how_to_use.md"):
+        text = (ROOT / page).read_text()
+        assert "pip install metabook-ml" in text, page
+        assert not re.search(r"pip install (\S*\")?metabook(\[|\s|$)", text), page
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["version"] == version and citation["repository-code"] == repository
+    how_to = (ROOT / "book/how_to_use.md").read_text()
+    assert re.search(r"version = \{(.*)\}", how_to).group(1) == version
+
+
+def test_config_launches_colab_and_stays_offline():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    assert config["repository"]["branch"] == "main"
     assert config["sphinx"]["config"]["intersphinx_mapping"] == {}
     assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
     assert "chapters/*.md" in config["exclude_patterns"]  # the book renders the .ipynb twins
@@ -96,3 +129,87 @@ def test_the_package_does_not_need_the_book_tools():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def published_outputs(notebook: dict):
+    """``(cell index, text)`` of every output a reader of the book sees."""
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                yield index, output["name"], "".join(output["text"])
+            elif output.get("output_type") == "error":
+                yield index, "error", "\n".join(output.get("traceback", []))
+            else:
+                data = output.get("data", {})
+                yield (
+                    index,
+                    "data",
+                    "".join(data.get("text/plain", "")) + "".join(data.get("text/markdown", "")),
+                )
+
+
+NOISE = re.compile(
+    r"Traceback|Warning|warnings\.warn|could not reach|Error:|/root/|/home/|/work/|/tmp/|"
+    r"site-packages|\d+%\|[#█ ]*\|"
+)
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_published_outputs_hold_no_failures_warnings_paths_or_progress(source):
+    notebook = json.loads(source.with_suffix(".ipynb").read_text())
+    found = [
+        f"cell {index} ({kind}): {NOISE.search(text).group(0)!r} in {text.strip()[:120]!r}"
+        for index, kind, text in published_outputs(notebook)
+        if kind == "stderr" or NOISE.search(text)
+    ]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_code_lines_fit_the_column(source):
+    """80 characters fit the rendered column at 1280 px (book/_static/metabook.css);
+    scripts/format_chapters.py formats the code cells."""
+    notebook = jupytext.read(source)
+    long = [
+        line
+        for cell in notebook.cells
+        if cell.cell_type == "code" and "remove-cell" not in cell.metadata.get("tags", [])
+        for line in cell.source.splitlines()
+        if len(line) > 80
+    ]
+    assert not long, long
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_every_figure_has_a_caption_a_name_and_alt_text(source):
+    notebook = jupytext.read(source)
+    for cell in notebook.cells:
+        options = cell.metadata.get("mystnb", {})
+        if "figure" in options:
+            assert options["figure"].get("caption") and options["figure"].get("name")
+            assert len(options.get("image", {}).get("alt", "")) > 20, options["figure"]["name"]
+
+
+def execution_time(notebook: dict) -> datetime.timedelta:
+    """From the first cell's start to the last cell's end, as the kernel recorded them."""
+    stamps = [
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        for cell in notebook["cells"]
+        for key, value in cell.get("metadata", {}).get("execution", {}).items()
+        if key in ("iopub.execute_input", "shell.execute_reply")
+    ]
+    return max(stamps) - min(stamps)
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_the_stated_running_time_is_that_of_the_committed_outputs(source):
+    """Each chapter says how long its CPU settings take: the time its committed notebook
+    took to execute (so re-executing it without updating the sentence fails here)."""
+    text = " ".join(source.read_text().split())
+    match = re.search(r"(\d+) (seconds?|minutes?) with the CPU settings", text)
+    assert match, "the chapter does not state its running time with the CPU settings"
+    stated = int(match.group(1)) * (60 if match.group(2).startswith("minute") else 1)
+    took = execution_time(json.loads(source.with_suffix(".ipynb").read_text())).total_seconds()
+    tolerance = 60 if match.group(2).startswith("minute") else 10
+    assert abs(stated - took) <= tolerance, (stated, took)
+    assert re.search(r"\d+ seconds with the quick settings", text)
