@@ -15,6 +15,7 @@ import jupytext
 import pytest
 import tomllib
 import yaml
+from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.md"))
@@ -165,18 +166,30 @@ def test_published_outputs_hold_no_failures_warnings_paths_or_progress(source):
     assert not found, "\n".join(found)
 
 
+def code_blocks(markdown: str) -> list[str]:
+    """The code blocks of a Markdown cell, also inside directives (exercises, solutions)."""
+    found = []
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type == "fence":
+            if token.info.strip().startswith("{"):
+                found += code_blocks(token.content)
+            else:
+                found.append(token.content)
+    return found
+
+
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
 def test_code_lines_fit_the_column(source):
-    """80 characters fit the rendered column at 1280 px (book/_static/metabook.css);
-    scripts/format_chapters.py formats the code cells."""
+    """80 characters fit the rendered column at 1280 px (book/_static/metabook.css), in code
+    cells and in the code blocks of the text; scripts/format_chapters.py formats them."""
     notebook = jupytext.read(source)
-    long = [
-        line
-        for cell in notebook.cells
-        if cell.cell_type == "code" and "remove-cell" not in cell.metadata.get("tags", [])
-        for line in cell.source.splitlines()
-        if len(line) > 80
-    ]
+    code = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "remove-cell" not in cell.metadata.get("tags", []):
+            code.append(cell.source)
+        elif cell.cell_type == "markdown":
+            code += code_blocks(cell.source)
+    long = [line for block in code for line in block.splitlines() if len(line) > 80]
     assert not long, long
 
 
