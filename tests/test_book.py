@@ -226,3 +226,19 @@ def test_the_stated_running_time_is_that_of_the_committed_outputs(source):
     tolerance = 60 if match.group(2).startswith("minute") else 10
     assert abs(stated - took) <= tolerance, (stated, took)
     assert re.search(r"\d+ seconds with the quick settings", text)
+
+
+def test_the_workflows_use_the_readmes_commands():
+    workflows = ROOT / ".github" / "workflows"
+    ci = yaml.safe_load((workflows / "ci.yml").read_text())
+    book = yaml.safe_load((workflows / "book.yml").read_text())
+    release = yaml.safe_load((workflows / "release.yml").read_text())
+
+    def commands(workflow):
+        return [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+
+    assert ".ci/run" in commands(ci) and "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make book" in commands(book) and "make book" in (ROOT / "README.md").read_text()
+    assert any("-m build" in c for c in commands(release))
+    steps = [s.get("uses", "") for job in release["jobs"].values() for s in job["steps"]]
+    assert any(s.startswith("pypa/gh-action-pypi-publish") for s in steps)  # trusted publishing
