@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -35,6 +36,7 @@ __all__ = [
     "find_or_download",
     "md5sum",
     "atomic_write",
+    "remove_orphans",
 ]
 
 
@@ -44,16 +46,19 @@ class DataNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A public file with what is known about it: its name, URL, MD5 and size in bytes.
+    """A public file with what is known about it: its name, URL, MD5 and size in bytes, and
+    its SHA-256 where that is what its publisher gives.
 
-    ``md5`` or ``size`` may be ``None`` where no published value exists; the download then
-    checks what it can (status, announced length) and the caller checks the content.
+    ``md5``, ``size`` or ``sha256`` may be ``None`` where no published value exists; the
+    download then checks what it can (status, announced length) and the caller checks the
+    content.
     """
 
     name: str
     url: str
     md5: str | None = None
     size: int | None = None
+    sha256: str | None = None
 
 
 def cache_dir(dataset: str | None = None) -> Path:
@@ -92,37 +97,83 @@ def md5sum(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, and belongs to someone else
+        return True
+    return True
+
+
+def remove_orphans(dest: Path) -> list[Path]:
+    """Remove the temporary files that writes of ``dest`` left behind when their process
+    died (killed, or the machine stopped): their names carry the writer's process id, so a
+    write still in progress in another process is never touched."""
+    removed = []
+    for tmp in dest.parent.glob(f".{dest.name}.*.part"):
+        pid = tmp.name[len(dest.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write(dest: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``dest``, then rename it to ``dest``.
 
-    If ``write`` raises, the temporary file is removed and ``dest`` is left as it was.
+    If ``write`` raises, the temporary file is removed and ``dest`` is left as it was, so a
+    reader never sees half a file. The file gets the user's default permissions (``0644``
+    under the usual umask), and temporary files that an earlier, killed write left behind
+    are removed once this one succeeds.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{dest.name}.{os.getpid()}.", suffix=".part", dir=dest.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+    remove_orphans(dest)
     return dest
 
 
-def _fetch(remote: RemoteFile, tmp: Path, timeout: float) -> None:
+def _fetch(remote: RemoteFile, tmp: Path, timeout: float, deadline: float) -> None:
+    """Read ``remote`` into ``tmp``: ``timeout`` seconds at most for each read, and
+    ``deadline`` seconds at most in all (a server that sends a byte now and then would
+    otherwise keep a download alive forever)."""
+    started = time.monotonic()
     request = urllib.request.Request(remote.url, headers={"User-Agent": "metabook"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         status = getattr(response, "status", 200)
         if status != 200:
             raise OSError(f"the server answered HTTP {status} for {remote.url}")
         announced = response.headers.get("Content-Length")
-        digest = hashlib.md5()
+        digest, sha256 = hashlib.md5(), hashlib.sha256()
         received = 0
         with open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
+            while block := response.read1(1 << 16):
                 out.write(block)
                 digest.update(block)
+                sha256.update(block)
                 received += len(block)
+                if time.monotonic() - started > deadline:
+                    raise OSError(
+                        f"the download of {remote.url} took longer than {deadline:.0f} s "
+                        f"({received} bytes so far): the server is too slow; try again later"
+                    )
     if announced is not None and received != int(announced):
         raise OSError(
             f"the download of {remote.url} was cut short: {received} of {announced} bytes"
@@ -132,27 +183,34 @@ def _fetch(remote: RemoteFile, tmp: Path, timeout: float) -> None:
             f"{remote.url} gave {received} bytes but {remote.name} has {remote.size}: "
             "this is not the expected file (an error page or a changed upstream file)"
         )
-    if remote.md5 is not None and digest.hexdigest() != remote.md5:
-        raise OSError(
-            f"{remote.url} gave a file whose MD5 is {digest.hexdigest()}, expected {remote.md5}: "
-            "this is not the expected file (an error page or a changed upstream file)"
-        )
+    for name, expected, got in (
+        ("MD5", remote.md5, digest.hexdigest()),
+        ("SHA-256", remote.sha256, sha256.hexdigest()),
+    ):
+        if expected is not None and got != expected:
+            raise OSError(
+                f"{remote.url} gave a file whose {name} is {got}, expected {expected}: "
+                "this is not the expected file (an error page or a changed upstream file)"
+            )
 
 
-def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
+def download(
+    remote: RemoteFile, dest: Path, timeout: float = 60.0, deadline: float = 900.0
+) -> Path:
     """Download ``remote`` to ``dest``, checked and atomically renamed into place.
 
+    ``timeout`` bounds each wait for data and ``deadline`` the whole download, in seconds.
     Raises :class:`OSError` naming the problem when the server does not answer 200, the
-    download is short, or the size or MD5 differ from the expected ones; nothing is left
-    at ``dest`` in that case.
+    download is short or too slow, or the size or MD5 differ from the expected ones; nothing
+    is left at ``dest`` in that case.
     """
     try:
-        return atomic_write(dest, lambda tmp: _fetch(remote, tmp, timeout))
+        return atomic_write(dest, lambda tmp: _fetch(remote, tmp, timeout, deadline))
     except urllib.error.HTTPError as err:
         raise OSError(f"the server answered HTTP {err.code} for {remote.url}") from err
     except urllib.error.URLError as err:
         raise OSError(f"could not reach {remote.url}: {err.reason}") from err
-    except http.client.HTTPException as err:  # e.g. IncompleteRead: the connection dropped
+    except (http.client.HTTPException, TimeoutError) as err:  # cut off, or no data in time
         raise OSError(f"the download of {remote.url} failed: {err!r}") from err
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
+import stat
 import threading
+import time
 
 import pytest
 
 from metabook.files import (
     DataNotFoundError,
     RemoteFile,
+    atomic_write,
     candidate_roots,
     download,
     find_or_download,
@@ -28,6 +32,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body, status, length = HTML, 200, len(HTML)
         elif self.path == "/short.zip":
             body, status, length = GOOD[:50], 200, len(GOOD)
+        elif self.path == "/drip.zip":  # one byte every 50 ms: each read is quick
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(GOOD)))
+            self.end_headers()
+            try:
+                for byte in GOOD:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         else:
             body, status, length = HTML, 404, len(HTML)
         self.send_response(status)
@@ -119,3 +135,27 @@ def test_offline_without_the_file_names_file_places_and_source(tmp_path, monkeyp
     assert leftovers(tmp_path / "mine") == []
     with pytest.raises(DataNotFoundError, match="download=False"):
         find_or_download("omniglot", spec, None, False)
+
+
+def test_a_server_that_drips_is_stopped_by_the_deadline(server, tmp_path):
+    """Each read gets a byte within the per-read timeout, so only a total deadline ends it."""
+    started = time.monotonic()
+    with pytest.raises(OSError, match="took longer than 1 s"):
+        download(remote(server, "drip.zip"), tmp_path / "data.zip", timeout=5, deadline=1.0)
+    assert time.monotonic() - started < 5
+    assert leftovers(tmp_path) == []
+
+
+def test_written_files_get_default_permissions_and_orphans_go(tmp_path):
+    old = os.umask(0o022)
+    try:
+        dead = tmp_path / ".x.pt.999999999.abcd.part"  # a write whose process is gone
+        live = tmp_path / f".x.pt.{os.getppid()}.efgh.part"  # another process, still writing
+        dead.write_bytes(b"half")
+        live.write_bytes(b"in progress")
+        atomic_write(tmp_path / "x.pt", lambda tmp: tmp.write_bytes(b"done"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.pt").stat().st_mode) == 0o644
+    assert not dead.exists() and live.exists()
+    assert (tmp_path / "x.pt").read_bytes() == b"done"

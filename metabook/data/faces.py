@@ -3,10 +3,11 @@
 
 40 people photographed 10 times each (Olivetti Research Laboratory, Cambridge, 1992-94),
 92 x 112 grey PGM images in folders ``s1`` .. ``s40``. The loader reads that folder from the
-usual places (``root``, ``$METABOOK_DATA/orl_faces``, the user cache). Where it is missing
-and there is a network, the same 400 faces come from scikit-learn's
-``fetch_olivetti_faces`` (64 x 64, the 40 people in the same order), which checks its own
-download; scikit-learn is in the ``applications`` extra.
+usual places (``root``, ``$METABOOK_DATA/orl_faces``, the user cache) and refuses an
+incomplete one. Where it is missing and there is a network, the same 400 faces come from
+their Olivetti copy (64 x 64, the 40 people in the same order), the file scikit-learn
+publishes, downloaded with its SHA-256 checked and read with SciPy (both in the
+``applications`` extra).
 
 Split by *person*, never by image, so that the people of a test set are never seen in
 training: ``test, train = split_classes(40, [10, 30], seed)`` and ``ORLFaces(people=train)``.
@@ -24,7 +25,7 @@ from PIL import Image
 
 from metabook._compat import warn_deprecated
 from metabook.data.episodes import split_classes
-from metabook.files import DataNotFoundError, cache_dir, candidate_roots
+from metabook.files import DataNotFoundError, RemoteFile, candidate_roots, find_or_download
 
 __all__ = ["ORLFaces"]
 
@@ -32,6 +33,19 @@ PEOPLE, IMAGES_PER_PERSON = 40, 10
 
 
 def _read_orl(folder: Path, image_size: int) -> torch.Tensor:
+    missing = [
+        f"s{person}/{shot}.pgm"
+        for person in range(1, PEOPLE + 1)
+        for shot in range(1, IMAGES_PER_PERSON + 1)
+        if not (folder / f"s{person}" / f"{shot}.pgm").is_file()
+    ]
+    if missing:
+        raise DataNotFoundError(
+            f"the ORL folder {folder} is incomplete: {len(missing)} of the "
+            f"{PEOPLE * IMAGES_PER_PERSON} images are missing ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}); it needs s1..s{PEOPLE} with "
+            f"1.pgm..{IMAGES_PER_PERSON}.pgm each"
+        )
     images = []
     for person in range(1, PEOPLE + 1):
         for shot in range(1, IMAGES_PER_PERSON + 1):
@@ -41,39 +55,53 @@ def _read_orl(folder: Path, image_size: int) -> torch.Tensor:
                     grey = image.convert("L").resize(
                         (image_size, image_size), Image.Resampling.BILINEAR
                     )
-            except FileNotFoundError as err:
-                raise DataNotFoundError(
-                    f"{path} is missing: the ORL folder {folder} is incomplete (it needs "
-                    f"s1..s{PEOPLE} with 1.pgm..{IMAGES_PER_PERSON}.pgm each)"
-                ) from err
             except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on bad files
                 raise ValueError(f"{path} is not a readable image: {err}") from err
             images.append(np.asarray(grey, dtype=np.uint8))
     return torch.from_numpy(np.stack(images))
 
 
-def _fetch_olivetti(image_size: int) -> torch.Tensor:
+#: The Olivetti copy of the ORL faces (64 x 64), as scikit-learn publishes it.
+OLIVETTI = RemoteFile(
+    "olivettifaces.mat",
+    "https://ndownloader.figshare.com/files/5976027",
+    sha256="b612fb967f2dc77c9c62d3e1266e0c73d5fca46a4b8906c18e454d41af987794",
+)
+
+
+def _fetch_olivetti(image_size: int, download: bool) -> torch.Tensor:
+    """The 400 faces of the Olivetti copy, downloaded (checked, with a deadline) into the
+    user cache and read with SciPy (in the ``applications`` extra)."""
     try:
-        from sklearn.datasets import fetch_olivetti_faces
+        from scipy.io import loadmat
     except ImportError as err:
         raise DataNotFoundError(
-            "the ORL faces were not found and scikit-learn, which can download them, is not "
-            "installed: pip install 'metabook[applications]', or put the ORL folder "
+            "the ORL faces were not found and SciPy, which reads their Olivetti copy, is not "
+            "installed: pip install 'metabook-ml[applications]', or put the ORL folder "
             "(s1..s40) in $METABOOK_DATA/orl_faces"
         ) from err
+    path = find_or_download("olivetti", OLIVETTI, None, download)
     try:
-        bunch = fetch_olivetti_faces(data_home=str(cache_dir("olivetti")))
-    except OSError as err:
-        raise DataNotFoundError(
-            f"the ORL faces were not found and the Olivetti download failed ({err}); put the "
-            "ORL folder (s1..s40) in $METABOOK_DATA/orl_faces"
-        ) from err
-    faces = torch.from_numpy(bunch.images).float().unsqueeze(1)  # [400, 1, 64, 64] in [0, 1]
-    if image_size != faces.shape[-1]:
-        faces = torch.nn.functional.interpolate(
-            faces, size=(image_size, image_size), mode="bilinear", align_corners=False
+        faces = np.asarray(loadmat(str(path))["faces"], dtype=np.float32).T
+    except (ValueError, KeyError, OSError) as err:
+        raise ValueError(f"{path} is not the Olivetti faces file ({err}); delete it") from err
+    faces = (faces - faces.min()) / (faces.max() - faces.min())
+    tensor = torch.from_numpy(faces.reshape(400, 64, 64).transpose(0, 2, 1).copy())
+    tensor = tensor.unsqueeze(1)  # [400, 1, 64, 64] in [0, 1], the people in order
+    if image_size != tensor.shape[-1]:
+        tensor = torch.nn.functional.interpolate(
+            tensor, size=(image_size, image_size), mode="bilinear", align_corners=False
         )
-    return (faces.squeeze(1).clamp(0, 1) * 255).round().to(torch.uint8)
+    return (tensor.squeeze(1).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _orl_folders(root: str | os.PathLike[str] | None) -> list[Path]:
+    """The candidate places that hold an ORL folder (any of ``s1`` .. ``s40``)."""
+    return [
+        folder
+        for folder in candidate_roots("orl_faces", root)
+        if any((folder / f"s{person}").is_dir() for person in range(1, PEOPLE + 1))
+    ]
 
 
 class ORLFaces(torch.utils.data.Dataset):
@@ -83,8 +111,8 @@ class ORLFaces(torch.utils.data.Dataset):
     Args:
         root: a folder holding ``s1`` .. ``s40``; when ``None`` the usual places are searched
             (see :mod:`metabook.files`).
-        download: where the folder is missing, fetch the same faces with scikit-learn's
-            ``fetch_olivetti_faces`` (needs a network and scikit-learn).
+        download: where the folder is missing, download the same faces' Olivetti copy
+            (needs a network and SciPy).
         image_size: side of the square images after resizing (the originals are 92 x 112,
             so the faces are slightly squeezed sideways, as in the Olivetti version).
         people: keep only these people (indices 0..39), e.g. one part of
@@ -100,13 +128,13 @@ class ORLFaces(torch.utils.data.Dataset):
     ) -> None:
         if not isinstance(image_size, int) or not 8 <= image_size <= 112:
             raise ValueError(f"image_size must be an integer from 8 to 112, got {image_size!r}")
-        folders = [f for f in candidate_roots("orl_faces", root) if (f / "s1").is_dir()]
+        folders = _orl_folders(root)
         if folders:
             pixels = _read_orl(folders[0], image_size)
             self.source = str(folders[0])
         elif download:
-            pixels = _fetch_olivetti(image_size)
-            self.source = "sklearn.datasets.fetch_olivetti_faces"
+            pixels = _fetch_olivetti(image_size, download)
+            self.source = OLIVETTI.url
         else:
             looked = "\n".join(f"  - {f}" for f in candidate_roots("orl_faces", root))
             raise DataNotFoundError(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import os
+import shutil
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,12 +72,68 @@ def test_bad_folders_say_what_is_wrong(tmp_path, monkeypatch):
     with pytest.raises(DataNotFoundError, match="download=False"):
         ORLFaces(root=tmp_path / "nowhere", download=False)
     write_orl(tmp_path / "a", missing=(7, 3))
-    with pytest.raises(DataNotFoundError, match=r"s7/3\.pgm is missing"):
+    with pytest.raises(
+        DataNotFoundError, match=r"incomplete: 1 of the 400 images are missing \(s7/3"
+    ):
         ORLFaces(root=tmp_path / "a", download=False)
+    # a folder without s1 is still an ORL folder, and an incomplete one: never ignored
+    write_orl(tmp_path / "c")
+    shutil.rmtree(tmp_path / "c" / "s1")
+    with pytest.raises(DataNotFoundError, match=r"10 of the 400 images are missing \(s1/1"):
+        ORLFaces(root=tmp_path / "c", download=True)
     write_orl(tmp_path / "b", corrupt=(2, 9))
     with pytest.raises(ValueError, match=r"s2/9\.pgm is not a readable image"):
         ORLFaces(root=tmp_path / "b", download=False)
-    # no folder, download allowed but scikit-learn missing: say how to fix it
-    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(DataNotFoundError, match=r"metabook\[applications\]"):
+    # no folder, download allowed but SciPy missing: say how to fix it
+    monkeypatch.setitem(sys.modules, "scipy.io", None)
+    with pytest.raises(DataNotFoundError, match=r"metabook-ml\[applications\]"):
         ORLFaces(root=tmp_path / "nowhere", download=True)
+
+
+def test_the_olivetti_copy_is_downloaded_checked_and_read(tmp_path, monkeypatch):
+    """Without an ORL folder, the faces come from the Olivetti file: here a stand-in served
+    on the loopback, with its SHA-256; a wrong checksum leaves nothing behind."""
+    from scipy.io import savemat
+
+    import metabook.data.faces as faces_module
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(400, 64, 64)).astype(np.float64)
+    pixels[:, 0, 0] = np.repeat(np.arange(40), 10)  # person p's images start with p
+    mat = tmp_path / "faces.mat"
+    # the published file stores each image transposed and flattened, one per column
+    savemat(mat, {"faces": pixels.transpose(0, 2, 1).reshape(400, -1).T})
+    body = mat.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/faces.mat"
+    monkeypatch.delenv("METABOOK_DATA", raising=False)
+    try:
+        wrong = faces_module.RemoteFile("olivettifaces.mat", url, sha256="0" * 64)
+        monkeypatch.setattr(faces_module, "OLIVETTI", wrong)
+        with pytest.raises(DataNotFoundError, match="SHA-256"):
+            ORLFaces(root=tmp_path / "nowhere", download=True)
+        cache = Path(os.environ["METABOOK_CACHE"]) / "olivetti"
+        assert not cache.exists() or not list(cache.iterdir())  # nothing left behind
+        right = faces_module.RemoteFile(
+            "olivettifaces.mat", url, sha256=hashlib.sha256(body).hexdigest()
+        )
+        monkeypatch.setattr(faces_module, "OLIVETTI", right)
+        faces = ORLFaces(root=tmp_path / "nowhere", download=True, image_size=64)
+    finally:
+        server.shutdown()
+    assert faces.images.shape == (400, 1, 64, 64) and faces.source == url
+    first = faces.images[::10, 0, 0, 0] * 255  # the corner pixel of each person's first image
+    expected = (pixels[::10, 0, 0] - pixels.min()) / (pixels.max() - pixels.min()) * 255
+    assert np.allclose(first.numpy(), np.round(expected), atol=1)
