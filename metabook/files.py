@@ -36,6 +36,7 @@ __all__ = [
     "find_or_download",
     "md5sum",
     "atomic_write",
+    "check_md5",
     "remove_orphans",
 ]
 
@@ -214,6 +215,20 @@ def download(
         raise OSError(f"the download of {remote.url} failed: {err!r}") from err
 
 
+def check_md5(path: Path, remote: RemoteFile) -> None:
+    """Refuse a local copy of ``remote`` whose MD5 is not the published one (a download cut
+    short, a file edited or cut, another version): a :class:`ValueError` says what to do."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, but {remote.name} is a file")
+    got = md5sum(path)
+    if got != remote.md5:
+        raise ValueError(
+            f"{path} has MD5 {got} but the official {remote.name} has {remote.md5}: the file "
+            f"is incomplete, corrupt or not the official one. Delete it and download it again "
+            f"from {remote.url}"
+        )
+
+
 def find_or_download(
     dataset: str,
     remote: RemoteFile,
@@ -223,7 +238,8 @@ def find_or_download(
 ) -> Path:
     """Return the path of ``remote.name`` (or of one of ``also_accept``) for ``dataset``.
 
-    The candidate roots are searched in order; when nothing is found and
+    The candidate roots are searched in order (a copy found there must have the published
+    MD5, see :func:`check_md5`); when nothing is found and
     ``download_if_missing`` is true the file is downloaded into the first writable root.
     Otherwise, or when the download fails, :class:`DataNotFoundError` says which file is
     missing, where it was looked for and how to get it.
@@ -233,6 +249,8 @@ def find_or_download(
     for folder in roots:
         for name in names:
             if (folder / name).exists():
+                if name == remote.name and remote.md5 is not None:
+                    check_md5(folder / name, remote)
                 return folder / name
     looked = "\n".join(f"  - {folder}" for folder in roots)
     how = (

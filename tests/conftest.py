@@ -57,9 +57,22 @@ def character_image(seed: int, size: int = 105) -> np.ndarray:
 
 
 def write_omniglot_split(
-    root: Path, split: str, alphabets: dict[str, int], drawers: int = 3, as_zip: bool = False
+    root: Path,
+    split: str,
+    alphabets: dict[str, int],
+    drawers: int = 3,
+    as_zip: bool = False,
+    monkeypatch: pytest.MonkeyPatch | None = None,
 ) -> Path:
-    """Write ``images_<split>/<Alphabet>/characterNN/<id>_<drawer>.png`` under ``root``."""
+    """Write ``images_<split>/<Alphabet>/characterNN/<id>_<drawer>.png`` under ``root``.
+
+    A folder stands in for an official split only if the manifest of complete copies says
+    it is complete: with ``monkeypatch`` the manifest is made to expect this fixture."""
+    if monkeypatch is not None:
+        import metabook.data.omniglot as omniglot
+
+        counts = (sum(alphabets.values()) * drawers, sum(alphabets.values()))
+        monkeypatch.setitem(omniglot.OMNIGLOT_MANIFEST, split, counts)
     top = f"images_{split}"
     files = {}
     seed = 0
@@ -81,7 +94,17 @@ def write_omniglot_split(
     return root / top
 
 
-def write_one_shot_runs(root: Path, runs: int = 3, ways: int = 20, as_zip: bool = True) -> dict:
+def run_image(run: int, k: int, size: int = 105) -> np.ndarray:
+    """Class ``k``'s image in run ``run``: a rectangle at a place no other class of the run
+    has (a 5 x 4 grid), its size depending on the run."""
+    pixels = np.ones((size, size), dtype=bool)
+    top, left = 20 * ((k - 1) // 5), 20 * ((k - 1) % 5)
+    extent = 8 + run % 8
+    pixels[top : top + extent, left : left + extent] = False
+    return pixels
+
+
+def write_one_shot_runs(root: Path, runs: int = 20, ways: int = 20, as_zip: bool = True) -> dict:
     """Write ``all_runs`` in the published layout; return each run's answer key.
 
     The answer key maps item ``k`` (1-based) of run ``r`` to the class that the
@@ -94,11 +117,12 @@ def write_one_shot_runs(root: Path, runs: int = 3, ways: int = 20, as_zip: bool 
         for k in range(1, ways + 1):
             cls = (k * 7) % ways + 1
             key[k] = cls
-            files[f"{run}/training/class{k:02d}.png"] = png_bytes(character_image(100 * r + k))
-            files[f"{run}/test/item{k:02d}.png"] = png_bytes(character_image(100 * r + cls))
+            files[f"{run}/training/class{k:02d}.png"] = png_bytes(run_image(r, k))
+            files[f"{run}/test/item{k:02d}.png"] = png_bytes(run_image(r, cls))
             lines.append(f"{run}/test/item{k:02d}.png {run}/training/class{cls:02d}.png")
         files[f"{run}/class_labels.txt"] = ("\n".join(lines) + "\n").encode()
         keys[r] = key
+    root.mkdir(parents=True, exist_ok=True)
     if as_zip:
         with zipfile.ZipFile(root / "all_runs.zip", "w") as archive:
             for name, data in files.items():

@@ -16,11 +16,10 @@ from tests.conftest import write_omniglot_split, write_one_shot_runs
 
 
 @pytest.fixture
-def fixture_root(tmp_path):
-    write_omniglot_split(
-        tmp_path, "evaluation", {"Atlantean": 4, "Kannada": 4, "Oriya": 4}, drawers=4
-    )
-    write_one_shot_runs(tmp_path, runs=3)
+def fixture_root(tmp_path, monkeypatch):
+    alphabets = {"Atlantean": 4, "Kannada": 4, "Oriya": 4}
+    write_omniglot_split(tmp_path, "evaluation", alphabets, drawers=4, monkeypatch=monkeypatch)
+    write_one_shot_runs(tmp_path)
     return tmp_path
 
 
@@ -67,7 +66,7 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     lines = out.strip().splitlines()
     assert [line.split("(")[0].strip() for line in lines[:3]] == ["run  1", "run  2", "run  3"]
     # in the fixture every test item is a copy of its class image: no errors
-    assert lines[-1].startswith("average error 0.0% over 3 runs")
+    assert lines[-1].startswith("average error 0.0% over 20 runs")
 
 
 def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):

@@ -55,6 +55,15 @@ OMNIGLOT_FILES: dict[str, RemoteFile] = {
     ),
 }
 
+#: Images and characters of each official split, from the official zips' listings: an
+#: extracted folder must hold all of them (a zip is checked by its MD5 instead).
+OMNIGLOT_MANIFEST: dict[str, tuple[int, int]] = {
+    "background": (19280, 964),
+    "evaluation": (13180, 659),
+    "background_small1": (2720, 136),
+    "background_small2": (3120, 156),
+}
+
 #: The 20 one-shot runs; upstream publishes no checksum, so the content is checked instead.
 ONE_SHOT_RUNS = RemoteFile(
     "all_runs.zip", _BASE_URL + "one-shot-classification/all_runs.zip", md5=None, size=None
@@ -142,6 +151,13 @@ def _decode_split(source: _Source, split: str, image_size: int) -> _Decoded:
         )
     entries.sort()
     classes = sorted({entry[0] for entry in entries})
+    expected = OMNIGLOT_MANIFEST.get(split)
+    if not source.is_zip and expected and (len(entries), len(classes)) != expected:
+        raise ValueError(
+            f"{source.path} holds {len(entries)} images of {len(classes)} characters, but the "
+            f"official images_{split} has {expected[0]} of {expected[1]}: the folder is an "
+            "incomplete copy; extract the official zip again (or use the zip itself)"
+        )
     index = {name: i for i, name in enumerate(classes)}
     images = np.stack([_decode(source.read(name), image_size, name) for _, name, _, _ in entries])
     return _Decoded(
@@ -160,13 +176,7 @@ def _load_split(
     path = find_or_download("omniglot", remote, root, download, also_accept=(folder_name,))
     source = _Source(path)
     try:
-        fingerprint = source.fingerprint()
-        if source.is_zip and remote.md5 is not None and fingerprint != remote.md5:
-            raise ValueError(
-                f"{path} has MD5 {fingerprint} but the official {remote.name} has {remote.md5}: "
-                f"the file is corrupt, truncated or not the official one. Delete it and "
-                f"download it again from {remote.url}"
-            )
+        fingerprint = source.fingerprint()  # a zip's MD5 was checked where it was found
         cached = cache_dir("omniglot") / (
             f"{folder_name}-{image_size}px-v{_CACHE_VERSION}-{fingerprint[:12]}.pt"
         )
@@ -298,6 +308,8 @@ class Omniglot(torch.utils.data.Dataset):
         )
 
 
+_RUN = re.compile(r"run\d+")
+RUNS, RUN_WAYS = 20, 20  # the published task: 20 runs of 20-way 1-shot episodes
 _RUN_LINE = re.compile(r"^(run\d+)/test/(item\d+)\.png\s+(run\d+)/training/(class\d+)\.png$")
 
 
@@ -329,20 +341,48 @@ class OmniglotOneShotRuns(Sequence[Episode]):
         self.path = path
 
     @staticmethod
-    def _read(source: _Source, image_size: int) -> list[Episode]:
+    def _files(source: _Source) -> dict[str, str]:
+        """``runNN/...`` -> the member's name, whatever folder holds the runs (a zip made
+        of an ``all_runs`` folder has that folder in every name)."""
         by_name = {}
         for name in source.names:
             parts = PurePosixPath(name).parts
             if "__MACOSX" in parts:
                 continue
-            key = "/".join(parts[-3:]) if len(parts) >= 3 else name
-            by_name[key] = name
-        runs = sorted(key.split("/")[0] for key in by_name if key.endswith("class_labels.txt"))
-        if not runs:
+            start = next((i for i, part in enumerate(parts) if _RUN.fullmatch(part)), None)
+            if start is not None:
+                by_name["/".join(parts[start:])] = name
+        return by_name
+
+    @staticmethod
+    def _check_complete(source: _Source, by_name: dict[str, str]) -> list[str]:
+        """The runs, checked against the published layout: 20 runs of 20 training images,
+        20 test images and an answer key each."""
+        runs = sorted({key.split("/")[0] for key in by_name})
+        if not runs or not any(key.endswith("class_labels.txt") for key in by_name):
             raise ValueError(
                 f"{source.path} holds no runNN/class_labels.txt: it is not the official "
                 "all_runs.zip of the one-shot classification task"
             )
+        problems = []
+        for run in runs:
+            training = sum(k.startswith(f"{run}/training/") for k in by_name)
+            test = sum(k.startswith(f"{run}/test/") for k in by_name)
+            if (training, test) != (RUN_WAYS, RUN_WAYS) or f"{run}/class_labels.txt" not in by_name:
+                problems.append(f"{run} has {training} training and {test} test images")
+        if len(runs) != RUNS or problems:
+            found = f"{len(runs)} runs" + (f" ({'; '.join(problems[:3])})" if problems else "")
+            raise ValueError(
+                f"{source.path} holds {found}, but the official one-shot task has {RUNS} runs "
+                f"of {RUN_WAYS} training images, {RUN_WAYS} test images and class_labels.txt "
+                "each: the copy is incomplete; download all_runs.zip again"
+            )
+        return runs
+
+    @classmethod
+    def _read(cls, source: _Source, image_size: int) -> list[Episode]:
+        by_name = cls._files(source)
+        runs = cls._check_complete(source, by_name)
 
         def image(key: str) -> torch.Tensor:
             if key not in by_name:

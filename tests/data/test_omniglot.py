@@ -4,6 +4,7 @@ layouts for the evaluation split and the runs (which are not in the shared data)
 from __future__ import annotations
 
 import shutil
+import zipfile
 
 import pytest
 import torch
@@ -122,8 +123,10 @@ def test_truncated_or_foreign_zip_is_rejected(data_root, tmp_path):
         Omniglot("background_small1", root=tmp_path)
 
 
-def test_evaluation_split_from_an_extracted_folder(tmp_path):
-    write_omniglot_split(tmp_path, "evaluation", {"Atlantean": 3, "Kannada": 2}, drawers=4)
+def test_evaluation_split_from_an_extracted_folder(tmp_path, monkeypatch):
+    write_omniglot_split(
+        tmp_path, "evaluation", {"Atlantean": 3, "Kannada": 2}, drawers=4, monkeypatch=monkeypatch
+    )
     data = Omniglot("evaluation", root=tmp_path, download=False, image_size=35)
     assert data.classes == [
         "Atlantean/character01",
@@ -180,9 +183,9 @@ def test_bad_arguments(kwargs, message):
 
 @pytest.mark.parametrize("as_zip", [True, False])
 def test_one_shot_runs_follow_the_answer_key(tmp_path, as_zip):
-    keys = write_one_shot_runs(tmp_path, runs=3, as_zip=as_zip)
+    keys = write_one_shot_runs(tmp_path, as_zip=as_zip)
     runs = OmniglotOneShotRuns(root=tmp_path, download=False)
-    assert len(runs) == 3
+    assert len(runs) == 20
     for r, episode in enumerate(runs, start=1):
         assert episode.support_x.shape == (20, 1, 28, 28)
         assert episode.query_x.shape == (20, 1, 28, 28)
@@ -194,7 +197,7 @@ def test_one_shot_runs_follow_the_answer_key(tmp_path, as_zip):
 
 
 def test_one_shot_runs_with_a_bad_answer_key(tmp_path):
-    write_one_shot_runs(tmp_path, runs=1, as_zip=False)
+    write_one_shot_runs(tmp_path, as_zip=False)
     labels = tmp_path / "all_runs" / "run01" / "class_labels.txt"
     labels.write_text("run01/test/item01.png run01/training/class99.png\n")
     with pytest.raises(ValueError, match="lacks run01/training/class99.png"):
@@ -202,3 +205,32 @@ def test_one_shot_runs_with_a_bad_answer_key(tmp_path):
     labels.write_text("item01 -> class01\n")
     with pytest.raises(ValueError, match="malformed line"):
         OmniglotOneShotRuns(root=tmp_path, download=False)
+
+
+def test_an_incomplete_copy_is_refused_with_what_is_missing(tmp_path, data_root):
+    """A folder of a split, or of the runs, that lacks files is refused, not half-loaded."""
+    with zipfile.ZipFile(data_root / "omniglot" / "images_background_small1.zip") as archive:
+        archive.extractall(tmp_path)
+    folder = tmp_path / "images_background_small1"
+    for png in sorted(folder.rglob("*.png"))[:25]:
+        png.unlink()
+    with pytest.raises(ValueError, match="2695 images of 135 characters.*2720 of 136"):
+        Omniglot("background_small1", root=tmp_path, download=False)
+    write_one_shot_runs(tmp_path / "runs", runs=3)
+    with pytest.raises(ValueError, match="holds 3 runs, but the official one-shot task has 20"):
+        OmniglotOneShotRuns(root=tmp_path / "runs", download=False)
+
+
+def test_the_runs_read_from_a_zip_of_their_folder(tmp_path, data_root):
+    """A zip made of the extracted all_runs folder has it in every name: still the runs."""
+    with (
+        zipfile.ZipFile(data_root / "omniglot" / "all_runs.zip") as source,
+        zipfile.ZipFile(tmp_path / "all_runs.zip", "w") as target,
+    ):
+        for name in source.namelist():
+            target.writestr(f"all_runs/{name}", source.read(name))
+    runs = OmniglotOneShotRuns(root=tmp_path, download=False)
+    official = OmniglotOneShotRuns(root=data_root / "omniglot", download=False)
+    assert len(runs) == 20
+    assert torch.equal(runs[7].query_x, official[7].query_x)
+    assert torch.equal(runs[7].query_y, official[7].query_y)

@@ -44,15 +44,17 @@ def test_clinc150_and_banking77_as_published(data_root):
     assert "card_arrival" in banking.classes
 
 
-def test_missing_or_broken_files_say_what_is_wrong(tmp_path, monkeypatch):
+def test_missing_or_broken_files_say_what_is_wrong(tmp_path, monkeypatch, data_root):
     monkeypatch.delenv("METABOOK_DATA", raising=False)
     with pytest.raises(DataNotFoundError, match="data_full.json was not found"):
         load_clinc150(root=tmp_path, download=False)
     (tmp_path / "data_full.json").write_text('{"train": []}')
-    with pytest.raises(ValueError, match="is not CLINC150's data_full.json"):
+    with pytest.raises(ValueError, match="data_full.json has MD5 .* not the official one"):
         load_clinc150(root=tmp_path, download=False)
-    (tmp_path / "train.csv").write_text("utterance,label\nhi,greeting\n")
-    with pytest.raises(ValueError, match="columns text,category"):
+    # a copy cut in the middle of a row is refused before it is parsed
+    original = (data_root / "banking77" / "train.csv").read_bytes()
+    (tmp_path / "train.csv").write_bytes(original[: len(original) // 2])
+    with pytest.raises(ValueError, match="train.csv has MD5 .* incomplete"):
         load_banking77(root=tmp_path, download=False)
     with pytest.raises(ValueError, match="split must be"):
         load_clinc150("dev")
