@@ -68,6 +68,16 @@ def _check_shapes(
         )
 
 
+def _check_inputs(**inputs: torch.Tensor | None) -> None:
+    """NaN or infinite inputs would be scored, silently, as some class: refuse them."""
+    for name, x in inputs.items():
+        if x is not None and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(
+                f"{name} holds NaN or infinite values ({int((~torch.isfinite(x)).sum())} of "
+                f"{x.numel()}): check the data or the transform that made them"
+            )
+
+
 def _check_labels(sy: torch.Tensor, qy: torch.Tensor | None) -> int:
     """Check class labels once, where the episode is built; return the number of classes."""
     for name, labels in (("support_y", sy), ("query_y", qy)):
@@ -78,6 +88,13 @@ def _check_labels(sy: torch.Tensor, qy: torch.Tensor | None) -> int:
     if int(sy.min()) < 0:
         raise ValueError(f"support_y holds a negative label ({int(sy.min())})")
     ways = int(sy.max()) + 1
+    present = torch.nn.functional.one_hot(sy, ways).sum(-2) > 0
+    if not bool(present.all()):
+        missing = torch.nonzero(~present.reshape(-1, ways).all(0)).reshape(-1).tolist()
+        raise ValueError(
+            f"support_y labels the classes 0..{ways - 1} but has no example of class "
+            f"{missing[0]}: an N-way episode needs support examples of every label 0..N-1"
+        )
     if qy is not None and qy.numel():
         low, high = int(qy.min()), int(qy.max())
         if low < 0 or high >= ways:
@@ -99,7 +116,8 @@ class Episode:
     ``regression=True`` skips the label checks. ``info`` carries whatever the sampler wants
     to record (the dataset classes behind each label, a sine wave's amplitude, ...).
 
-    The episode is checked once, when it is built: shapes, label types and ranges. It then
+    The episode is checked once, when it is built: shapes, finite inputs, label types and
+    ranges (every class ``0..N-1`` has a support example). It then
     knows whether it is a batch (:attr:`batched`) and how many classes it has
     (:attr:`ways`), and passes both to the learners, so that no learner re-derives them
     from the tensors (which would wait for the device). Copies made by :meth:`to` and
@@ -119,6 +137,7 @@ class Episode:
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(getattr(self, name))}")
         label_dims = _lead_dims(self.support_x, self.support_y, self.regression)
         _check_shapes(self.support_x, self.support_y, self.query_x, self.query_y, label_dims)
+        _check_inputs(support_x=self.support_x, query_x=self.query_x)
         self._batched = label_dims == 2
         self._ways = 0 if self.regression else _check_labels(self.support_y, self.query_y)
 
@@ -241,15 +260,27 @@ def _batch_count(batch_size: int | None) -> int:
     return count
 
 
+def _integer_labels(labels: Any) -> torch.Tensor:
+    """Labels as int64, refusing values that are not whole numbers (``long()`` would
+    silently truncate 2.7 to class 2)."""
+    labels = torch.as_tensor(labels).reshape(-1)
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        raise ValueError(
+            "the dataset's labels must be whole numbers (class indices); some are not, e.g. "
+            f"{labels[labels != labels.round()][0].item()}"
+        )
+    return labels.long()
+
+
 def _labels_of(dataset: Any) -> torch.Tensor:
     """All labels of a map-style dataset, read from an attribute when there is one."""
     for attribute in ("labels", "targets"):
         labels = getattr(dataset, attribute, None)
         if labels is not None and not callable(labels):
-            return torch.as_tensor(labels).long().reshape(-1)
+            return _integer_labels(labels)
     if isinstance(dataset, torch.utils.data.TensorDataset):
-        return dataset.tensors[1].long().reshape(-1)
-    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.int64)
+        return _integer_labels(dataset.tensors[1])
+    return _integer_labels([dataset[i][1] for i in range(len(dataset))])
 
 
 def _gather(dataset: Any, index: torch.Tensor) -> torch.Tensor:
@@ -391,22 +422,31 @@ class EpisodeSampler(TaskSource):
         self.dataset, self.ways, self.shots, self.queries = dataset, ways, shots, queries
         labels = _labels_of(dataset)
         allowed = _allowed_classes(labels, classes, ways)
-        self._order = torch.argsort(labels, stable=True)
-        self._counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
+        # classes by their sorted label values: memory in proportion to the number of
+        # classes, not to the largest label
+        self._labels, dense, self._counts = torch.unique(
+            labels, return_inverse=True, return_counts=True
+        )
+        self._order = torch.argsort(dense, stable=True)
         self._starts = torch.cumsum(self._counts, 0) - self._counts
         needed = shots + queries
-        short = allowed[self._counts[allowed] < needed]
+        counts = self._counts[self._dense(allowed)]
+        short = allowed[counts < needed]
         if short.numel():
             raise ValueError(
                 f"{shots} shots + {queries} queries need {needed} examples per class, but "
                 f"{short.numel()} of the {allowed.numel()} classes have fewer (e.g. class "
-                f"{int(short[0])} has {int(self._counts[short[0]])}); lower shots/queries or "
-                "pass classes= without them"
+                f"{int(short[0])} has {int(counts[counts < needed][0])}); lower "
+                "shots/queries or pass classes= without them"
             )
         self.classes = allowed
         self._pools = _class_pools(allowed, groups, ways)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+
+    def _dense(self, classes: torch.Tensor) -> torch.Tensor:
+        """The position of each label value among the dataset's sorted label values."""
+        return torch.searchsorted(self._labels, classes)
 
     def _indices(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Dataset indices ``[N, K+Q]`` of one episode, and the dataset class of each label."""
@@ -415,7 +455,7 @@ class EpisodeSampler(TaskSource):
             pool = self._pools[int(torch.randint(len(self._pools), (1,), generator=generator))]
         chosen = pool[torch.randperm(pool.numel(), generator=generator)[: self.ways]]
         rows = []
-        for cls in chosen.tolist():
+        for cls in self._dense(chosen).tolist():
             within = torch.randperm(int(self._counts[cls]), generator=generator)
             rows.append(self._order[self._starts[cls] + within[: self.shots + self.queries]])
         return torch.stack(rows), chosen

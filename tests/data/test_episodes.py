@@ -272,3 +272,31 @@ def test_every_task_source_samples_and_makes_fixed_lists(source):
         mb.evaluate(mb.NearestNeighbour(), tasks)
     with pytest.raises(TypeError):
         iter(tasks)  # a source never ends, so it is not iterable
+
+
+def test_what_would_be_scored_silently_is_refused_where_the_episode_is_built():
+    x, y = torch.zeros(4, 3), torch.tensor([0, 0, 1, 1])
+    bad = x.clone()
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="support_x holds NaN or infinite values"):
+        Episode(bad, y, x)
+    with pytest.raises(ValueError, match="query_x holds NaN or infinite values"):
+        Episode(x, y, x / 0)
+    with pytest.raises(ValueError, match="no example of class 1"):
+        Episode(x, torch.tensor([0, 0, 2, 2]), x)  # labels 0 and 2: class 1 has nothing
+    with pytest.raises(ValueError, match="no example of class 2"):
+        Episode(torch.zeros(2, 3, 1), torch.tensor([[0, 1, 2], [0, 1, 1]]), torch.zeros(2, 1, 1))
+    halves = TensorDataset(torch.zeros(8, 2), torch.tensor([0.0, 0, 1, 1, 2, 2, 2.5, 2.5]))
+    with pytest.raises(ValueError, match="whole numbers .* 2.5"):
+        EpisodeSampler(halves, 2, 1, 1)
+
+
+def test_a_huge_label_costs_no_memory():
+    """Labels are class ids, not counts: one of 10^12 must not allocate 10^12 counters."""
+    labels = torch.tensor([3, 3, 10**12, 10**12, 7, 7])
+    data = TensorDataset(torch.arange(6.0).view(6, 1), labels)
+    sampler = EpisodeSampler(data, ways=3, shots=1, queries=1, seed=0)
+    episode = sampler.sample()
+    assert sorted(episode.info["classes"].tolist()) == [3, 7, 10**12]
+    true = labels[episode.info["indices"][:, 0]]
+    assert torch.equal(true, episode.info["classes"])
