@@ -38,7 +38,7 @@ from metabook import (  # noqa: I001
     training,
 )
 from metabook._version import __version__
-from metabook.checkpoints import Checkpoint, load_checkpoint
+from metabook.checkpoints import Checkpoint, load_checkpoint, load_weights
 from metabook.config import SCHEMA_VERSION, BackboneConfig, DataConfig, RunConfig, TrainConfig
 from metabook.evaluation import (
     ROC,
@@ -107,7 +107,7 @@ from metabook.runtime import (
     progress_enabled,
     seed_everything,
 )
-from metabook.training import TrainHistory, meta_train
+from metabook.training import TrainHistory, TrainingInterrupted, meta_train, prepare_folder
 
 __all__ = [
     "__version__",
@@ -126,6 +126,7 @@ __all__ = [
     "training",
     "Checkpoint",
     "load_checkpoint",
+    "load_weights",
     "SCHEMA_VERSION",
     "BackboneConfig",
     "DataConfig",
@@ -191,7 +192,9 @@ __all__ = [
     "progress_enabled",
     "seed_everything",
     "TrainHistory",
+    "TrainingInterrupted",
     "meta_train",
+    "prepare_folder",
 ]
 
 _compat.install_moved_module_finder()  # old module paths of 0.1, with a warning

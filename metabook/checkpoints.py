@@ -1,15 +1,22 @@
 """Checkpoint files: the weights of a learner with what made them (chapter "Core concepts").
 
 A checkpoint written by :func:`~metabook.training.meta_train` holds the learner's
-``state_dict``, the step, the training history and the :class:`~metabook.config.RunConfig`
-of the run; only tensors and plain data, so reading it never runs code from the file
-(``torch.load(weights_only=True)``). :func:`~metabook.registry.load_learner` rebuilds the
-learner from it.
+``state_dict``, the step, the training history, the :class:`~metabook.config.RunConfig` of
+the run and what a resumed run needs to continue exactly (the optimiser's state and every
+random generator's); only tensors and plain data, so reading it never runs code from the
+file (``torch.load(weights_only=True)``). :func:`~metabook.registry.load_learner` rebuilds
+the learner from it.
+
+The same training state saves to the same bytes: the file is serialised in memory (the
+archive's name inside the file is then always the same) before it is written atomically.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +28,36 @@ from metabook._version import __version__
 from metabook.config import BackboneConfig, DataConfig, RunConfig, TrainConfig
 from metabook.files import atomic_write
 
-__all__ = ["Checkpoint", "load_checkpoint"]
+__all__ = ["Checkpoint", "load_checkpoint", "load_weights"]
 
 FORMAT = "metabook-checkpoint"
+
+
+def _read_blob(path: Path) -> Any:
+    """``torch.load`` of ``path``, every failure turned into one line that says what the
+    file is; a file that would need unpickling code is refused, never retried unsafely."""
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a folder, not a checkpoint: give a file in it (last.pt or best.pt), "
+            "or continue its run with `metabook train --resume FOLDER`"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"there is no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: it is not a checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path} holds Python objects other than tensors and plain data, so metabook does "
+            "not load it (reading it would run code from the file); it was not written by "
+            "metabook"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}): it is truncated, "
+            "corrupt or another kind of file"
+        ) from err
 
 
 @dataclass
@@ -37,6 +71,8 @@ class Checkpoint:
         config: the run configuration, or ``None`` for a learner trained without one.
         learner: the class name of the learner.
         version: the metabook version that wrote the file.
+        training: what resuming needs: the optimiser's and the scheduler's state, the
+            random generators' states and the task source's (``None`` in 0.1 files).
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -45,6 +81,7 @@ class Checkpoint:
     config: RunConfig | None = None
     learner: str = ""
     version: str = ""
+    training: dict[str, Any] | None = None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the checkpoint to ``path`` atomically (a reader never sees half a file)."""
@@ -56,13 +93,22 @@ class Checkpoint:
             "config": None if self.config is None else self.config.to_dict(),
             "learner": self.learner,
             "version": self.version or __version__,
+            "training": self.training,
         }
-        return atomic_write(Path(path), lambda tmp: torch.save(blob, tmp))
+        buffer = io.BytesIO()
+        torch.save(blob, buffer)
+        data = buffer.getvalue()
+
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+
+        return atomic_write(Path(path), write)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Checkpoint:
-        """Read a checkpoint written by metabook (this version or 0.1)."""
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        """Read a checkpoint written by metabook (this version or 0.1); anything else is a
+        :class:`ValueError` of one line."""
+        blob = _read_blob(Path(path))
         if not isinstance(blob, dict) or "state_dict" not in blob:
             raise ValueError(f"{path} is not a metabook checkpoint")
         raw = blob.get("config")
@@ -77,6 +123,7 @@ class Checkpoint:
             config=config,
             learner=str(blob.get("learner", "")),
             version=str(blob.get("version", "0.1")),
+            training=blob.get("training"),
         )
 
 
@@ -113,10 +160,26 @@ def _legacy_config(raw: Any) -> RunConfig | None:
     )
 
 
+def load_weights(learner: nn.Module, checkpoint: Checkpoint, path: object) -> None:
+    """Load ``checkpoint``'s weights into ``learner``; weights that do not fit it (another
+    method, backbone or number of ways) are a :class:`ValueError` that says so."""
+    try:
+        learner.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as err:
+        wanted = learner.state_dict()
+        missing = sorted(set(wanted) - set(checkpoint.state_dict))
+        unexpected = sorted(set(checkpoint.state_dict) - set(wanted))
+        raise ValueError(
+            f"the weights in {path} do not fit this {type(learner).__name__} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected, or of other shapes): the "
+            "checkpoint was written for another method, backbone or number of ways"
+        ) from err
+
+
 def load_checkpoint(path: str | os.PathLike[str], learner: nn.Module | None = None) -> Checkpoint:
     """Read a checkpoint written by :func:`~metabook.training.meta_train` (safely: tensors
     and plain data only). With ``learner`` given, its weights are loaded from it."""
     checkpoint = Checkpoint.read(path)
     if learner is not None:
-        learner.load_state_dict(checkpoint.state_dict)
+        load_weights(learner, checkpoint, path)
     return checkpoint

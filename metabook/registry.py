@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from metabook.checkpoints import Checkpoint
+from metabook.checkpoints import Checkpoint, load_weights
 from metabook.config import BackboneConfig, RunConfig
 from metabook.learners.base import FewShotLearner
 from metabook.learners.metric import MatchingNetwork, ProtoNet, SiameseNetwork
@@ -224,7 +224,7 @@ def load_run(path: str | os.PathLike[str]) -> tuple[FewShotLearner, RunConfig]:
             "without one): build the learner in code and call load_checkpoint(path, learner)"
         )
     learner = build_learner(checkpoint.config)
-    learner.load_state_dict(checkpoint.state_dict)
+    load_weights(learner, checkpoint, path)
     return learner, checkpoint.config
 
 

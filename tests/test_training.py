@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 from torch import nn
@@ -120,3 +123,107 @@ def test_the_learning_rate_schedule_is_stepped_once_per_step():
     )
     # SGD moves w by -lr_t each step, with lr_t = 1, 1/2, 1/3, 1/4
     assert learner.w.item() == pytest.approx(-(1 + 1 / 2 + 1 / 3 + 1 / 4), abs=1e-12)
+
+
+# -- runs that stop and resume ----------------------------------------------------------
+
+
+def tiny_run(folder, steps, resume=False, overwrite=False, stop_at=None, method="protonet"):
+    """Meta-train a registry learner on small random images, with distortions, validating
+    every 2 steps; the same seed every time. ``stop_at``: Ctrl-C during that step."""
+    images = torch.rand(60, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    data = torch.utils.data.TensorDataset(images, torch.arange(12).repeat_interleave(5))
+    config = mb.resolve(mb.RunConfig(method, ways=3, shots=1, queries=2))
+    mb.seed_everything(0)
+    learner = mb.build_learner(config)
+    sampler = EpisodeSampler(data, 3, 1, 2, classes=range(8), seed=0)
+    tasks = mb.data.AugmentedTasks(
+        sampler, mb.data.RandomAffine(generator=torch.Generator().manual_seed(2))
+    )
+    if stop_at is not None:
+        tasks = InterruptAt(tasks, stop_at)
+    val = EpisodeSampler(data, 3, 1, 2, classes=range(8, 12), seed=1).episodes(3)
+    history = mb.meta_train(
+        learner, tasks, steps=steps, meta_batch=2, val_episodes=val, val_every=2,
+        checkpoint_dir=folder, config=config, device="cpu", progress=False,
+        resume=resume, overwrite=overwrite,
+    )  # fmt: skip
+    return learner, history
+
+
+class InterruptAt(mb.data.TaskSource):
+    """Sends the process a SIGINT (as Ctrl-C does) while drawing the batch of one step."""
+
+    def __init__(self, tasks, step):
+        self.tasks, self.step, self.calls = tasks, step, 0
+        self.seed, self.generator = tasks.seed, tasks.generator
+
+    def sample(self, batch_size=None, generator=None):
+        self.calls += 1
+        if self.calls == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.tasks.sample(batch_size, generator)
+
+    def state_dict(self):
+        return self.tasks.state_dict()
+
+    def load_state_dict(self, state):
+        self.tasks.load_state_dict(state)
+
+
+@pytest.fixture
+def deterministic():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize("method", ["protonet", "mann"])
+def test_three_steps_then_three_more_equal_six_steps_bit_for_bit(tmp_path, deterministic, method):
+    """The MANN also draws from the global generator (the order of its support set)."""
+    whole, whole_history = tiny_run(tmp_path / "whole", 6, method=method)
+    tiny_run(tmp_path / "split", 3, method=method)
+    resumed, history = tiny_run(tmp_path / "split", 6, resume=True, method=method)
+    for (name, a), (_, b) in zip(
+        whole.state_dict().items(), resumed.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert history.losses == whole_history.losses
+    assert history.val_steps == [2, 3, 4, 6]  # the first run ended, and validated, at 3
+    last = mb.load_checkpoint(tmp_path / "split" / "last.pt")
+    assert last.step == 6 and len(last.history["losses"]) == 6
+
+
+def test_ctrl_c_stops_between_steps_writes_last_and_resumes_exactly(tmp_path, deterministic):
+    whole, _ = tiny_run(tmp_path / "whole", 5)
+    with pytest.raises(mb.TrainingInterrupted) as stopped:
+        tiny_run(tmp_path / "split", 5, stop_at=3)
+    assert stopped.value.step == 3 and mb.load_checkpoint(tmp_path / "split/last.pt").step == 3
+    resumed, _ = tiny_run(tmp_path / "split", 5, resume=True)
+    for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_the_same_run_writes_the_same_bytes(tmp_path, deterministic):
+    tiny_run(tmp_path / "run", 3)
+    first = {name: (tmp_path / "run" / name).read_bytes() for name in ("last.pt", "best.pt")}
+    tiny_run(tmp_path / "run", 3, overwrite=True)
+    for name, data in first.items():
+        assert (tmp_path / "run" / name).read_bytes() == data, name
+
+
+def test_a_folder_that_holds_a_run_is_never_mixed_with_another(tmp_path):
+    tiny_run(tmp_path / "run", 2)
+    with pytest.raises(FileExistsError, match="already holds a run .*last.pt, best.pt"):
+        tiny_run(tmp_path / "run", 2)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file"):
+        tiny_run(tmp_path / "file", 2)
+    with pytest.raises(OSError, match="cannot write checkpoints into"):
+        tiny_run(tmp_path / "file" / "run", 2)  # a folder that cannot exist
+    with pytest.raises(FileNotFoundError, match="no run to resume"):
+        tiny_run(tmp_path / "empty", 2, resume=True)
+    # overwriting removes the old run's files before training: no stale best.pt survives
+    tiny_run(tmp_path / "run", 1, overwrite=True)
+    assert mb.load_checkpoint(tmp_path / "run" / "best.pt").step == 1

@@ -10,6 +10,7 @@ GPU when the episode is there), one independent draw per image.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +132,19 @@ class AugmentedTasks(TaskSource):
             regression=episode.regression,
             info=episode.info,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The inner source's state and the distortions' generator."""
+        own = self.transform.generator
+        return {
+            "tasks": self.tasks.state_dict(),
+            "transform": None if own is None else own.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tasks.load_state_dict(state["tasks"])
+        if self.transform.generator is not None and state["transform"] is not None:
+            self.transform.generator.set_state(state["transform"])
 
     def __repr__(self) -> str:
         return f"AugmentedTasks({self.tasks!r})"

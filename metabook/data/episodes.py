@@ -240,6 +240,15 @@ class TaskSource(ABC):
         """One episode, or a batch of ``batch_size`` episodes, drawn with ``generator``
         (by default the source's own)."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the source's own random generator stands: a checkpoint keeps it, so that a
+        resumed run draws the episodes the uninterrupted run would have drawn."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put the generator where :meth:`state_dict` found it."""
+        self.generator.set_state(state["generator"])
+
     def episodes(self, count: int, seed: int | None = None) -> list[Episode]:
         """A fixed list of ``count`` episodes drawn from ``seed`` (by default the source's).
 
