@@ -107,7 +107,14 @@ from metabook.runtime import (
     progress_enabled,
     seed_everything,
 )
-from metabook.training import TrainHistory, TrainingInterrupted, meta_train, prepare_folder
+from metabook.training import (
+    TrainHistory,
+    TrainingDiverged,
+    TrainingInterrupted,
+    check_folder,
+    meta_train,
+    prepare_folder,
+)
 
 __all__ = [
     "__version__",
@@ -192,7 +199,9 @@ __all__ = [
     "progress_enabled",
     "seed_everything",
     "TrainHistory",
+    "TrainingDiverged",
     "TrainingInterrupted",
+    "check_folder",
     "meta_train",
     "prepare_folder",
 ]

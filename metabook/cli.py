@@ -1,24 +1,37 @@
-"""The ``metabook`` command: train, evaluate, run the official one-shot runs, list methods::
+"""The ``metabook`` command: train, resume, evaluate, run the official one-shot runs, list
+methods::
 
     metabook train --method protonet --dataset omniglot:background_small1+background_small2 \\
         --ways 20 --shots 1 --queries 5 --steps 2000 --out runs/protonet
+    metabook train --resume runs/protonet [--steps 4000]
     metabook eval --checkpoint runs/protonet/best.pt --dataset omniglot:background_small2 \\
         --ways 5 --shots 1 --episodes 600
-    metabook eval-runs --checkpoint runs/protonet/best.pt [--runs PATH]
+    metabook eval-runs --checkpoint runs/protonet/best.pt
     metabook methods
 
 A checkpoint records the run's configuration (:class:`~metabook.config.RunConfig`: the
 method and its hyper-parameters, the backbone, the preprocessing and the command), so
-``eval`` rebuilds exactly the learner that was trained. The methods are those of
-:data:`metabook.registry.LEARNERS`.
+``eval`` rebuilds exactly the learner that was trained and ``--resume`` continues exactly
+the run that stopped. The methods are those of :data:`metabook.registry.LEARNERS`.
+
+Every mistake in the input (a bad value, a missing or unreadable file, a folder that
+already holds a run) is one line on the standard error and exit status 2, before anything
+is written; a run that diverges or fails exits with 1, one that Ctrl-C stops exits with 130
+after saving ``last.pt``. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
 
+from metabook._version import __version__
+from metabook.checkpoints import Checkpoint
 from metabook.config import DataConfig, RunConfig, TrainConfig
 from metabook.data.episodes import EpisodeSampler
 from metabook.data.omniglot import OmniglotOneShotRuns
@@ -26,11 +39,112 @@ from metabook.evaluation import evaluate
 from metabook.registry import LEARNERS, load_run
 from metabook.runs import DATASET_FORMAT, load_dataset, train_run
 from metabook.runtime import pick_device
+from metabook.training import TrainingDiverged, TrainingInterrupted
 
 __all__ = ["main", "parser"]
 
+ISSUES = "https://github.com/metabook/metabook/issues"
+RESUME_OPTIONS = {"steps", "device", "quiet", "data_root", "debug"}
+EXAMPLES = """examples:
+  metabook train --method protonet --ways 20 --queries 5 --steps 2000 --out runs/protonet
+  metabook train --resume runs/protonet --steps 4000
+  metabook eval --checkpoint runs/protonet/best.pt --ways 5 --shots 1
+  metabook eval-runs --checkpoint runs/protonet/best.pt
+"""
 
-def _config_from_args(args: argparse.Namespace) -> RunConfig:
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on the standard error (status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _InputError(ValueError):
+    """A mistake in the command line found after parsing (status 2)."""
+
+
+class _Failure(RuntimeError):
+    """A run that started and failed (status 1)."""
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def _whole(low: int) -> Callable[[str], int]:
+    """A parser of whole numbers of at least ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive(text: str) -> float:
+    """A finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    value = _positive(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def _option(
+    p: argparse.ArgumentParser,
+    defaults: dict[str, Any],
+    flag: str,
+    default: Any,
+    help: str,
+    **kwargs: Any,
+) -> None:
+    """An option whose absence is visible after parsing (its default is filled in later),
+    so that ``--resume`` can refuse the options it would ignore."""
+    defaults[flag.lstrip("-").replace("-", "_")] = default
+    if default not in (None, False):
+        help += f" (default: {default})"
+    p.add_argument(flag, default=argparse.SUPPRESS, help=help, **kwargs)
+
+
+def _add_common(p: argparse.ArgumentParser, defaults: dict[str, Any], seeded: bool) -> None:
+    _option(p, defaults, "--device", "auto", "auto, cpu, cuda, cuda:N or mps")
+    _option(
+        p,
+        defaults,
+        "--data-root",
+        None,
+        "folder holding omniglot/ (default: $METABOOK_DATA, then the user cache)",
+    )
+    if seeded:
+        _option(p, defaults, "--seed", 0, "seed of the episodes (and weights)", type=_whole(0))
+        _option(p, defaults, "--quiet", False, "no progress bar", action="store_true")
+    _option(p, defaults, "--debug", False, "show the traceback of an error", action="store_true")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """``--quiet`` turns progress bars off; otherwise ``METABOOK_PROGRESS`` decides."""
+    return False if args.quiet else None
+
+
+def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig:
     """The run configuration of ``metabook train``'s arguments."""
     return RunConfig(
         method=args.method,
@@ -53,25 +167,74 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
             val_episodes=args.val_episodes,
             val_every=args.val_every,
             seed=args.seed,
+            grad_clip=args.grad_clip,
         ),
-        command="metabook " + " ".join(sys.argv[1:]),
+        command="metabook " + " ".join(argv),
     )
 
 
-def _train(args: argparse.Namespace) -> None:
-    history = train_run(
-        _config_from_args(args), args.out, args.data_root, args.device, _progress(args)
-    )
+def _resumed_config(args: argparse.Namespace) -> RunConfig:
+    """The configuration of the run in ``--resume``'s folder, up to ``--steps``."""
+    extra = sorted(args.given - RESUME_OPTIONS - {"resume"})
+    if extra:
+        names = ", ".join("--" + name.replace("_", "-") for name in extra)
+        raise _InputError(
+            f"--resume continues the run as it was configured and cannot change {names}; "
+            "only --steps, --device, --data-root and --quiet apply (start a new run with --out)"
+        )
+    path = Path(args.resume) / "last.pt"
+    if not path.exists():
+        raise _InputError(f"there is no run to resume in {args.resume} (no last.pt)")
+    checkpoint = Checkpoint.read(path)
+    if checkpoint.config is None:
+        raise _InputError(f"{path} holds no run configuration: it was not written by a run")
+    config = checkpoint.config
+    steps = args.steps if "steps" in args.given else config.train.steps
+    if steps <= checkpoint.step:
+        raise _InputError(
+            f"the run in {args.resume} already reached step {checkpoint.step} of {steps}: "
+            f"give --steps above {checkpoint.step} to train further"
+        )
+    return config.replace(train=replace(config.train, steps=steps))
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    if "resume" in args.given:
+        config, out = _resumed_config(args), Path(args.resume)
+    else:
+        missing = [flag for flag in ("method", "out") if flag not in args.given]
+        if missing:
+            raise _InputError(
+                "the following arguments are required: "
+                + ", ".join("--" + flag for flag in missing)
+                + " (or --resume FOLDER to continue a run)"
+            )
+        config, out = _config_from_args(args, argv), Path(args.out)
+    resume = "resume" in args.given
+    try:
+        history = train_run(
+            config, out, args.data_root, args.device, _progress(args), resume, args.overwrite
+        )
+    except TrainingDiverged as err:
+        last = out / "last.pt"
+        saved = f"; {last} holds the run up to its last save" if last.exists() else ""
+        raise _Failure(
+            f"the meta-training loss became {err.value} at step {err.step}: lower --lr (now "
+            f"{config.train.lr:g}) or clip the gradients with --grad-clip, e.g. --grad-clip 1"
+            + saved
+        ) from err
+    except TrainingInterrupted as err:
+        print(
+            f"stopped at step {err.step}; {out / 'last.pt'} holds it. Continue with: "
+            f"metabook train --resume {out}",
+            file=sys.stderr,
+        )
+        raise
     best = history.best
     if best is not None:
         print(f"best validation at step {best[0]}: {best[1]}")
-    where = f"{args.out}/last.pt" + (f" and {args.out}/best.pt" if best is not None else "")
+    where = f"{out}/last.pt" + (f" and {out}/best.pt" if best is not None else "")
     print(f"checkpoints written to {where}")
-
-
-def _progress(args: argparse.Namespace) -> bool | None:
-    """``--quiet`` turns progress bars off; otherwise ``METABOOK_PROGRESS`` decides."""
-    return False if args.quiet else None
 
 
 def _check_ways(config: RunConfig, ways: int) -> None:
@@ -82,8 +245,15 @@ def _check_ways(config: RunConfig, ways: int) -> None:
         )
 
 
-def _eval(args: argparse.Namespace) -> None:
-    learner, config = load_run(args.checkpoint)
+def _load(path: str) -> tuple[Any, RunConfig]:
+    learner, config = load_run(path)
+    if config is None:
+        raise _InputError(f"{path} holds no run configuration: it was not written by a run")
+    return learner, config
+
+
+def _eval(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    learner, config = _load(args.checkpoint)
     _check_ways(config, args.ways)
     image_size = config.data.image_size
     data = load_dataset(args.dataset, args.data_root, image_size)
@@ -108,10 +278,14 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"{config.method}, {args.ways}-way {args.shots}-shot ({protocol}): {result}")
 
 
-def _eval_runs(args: argparse.Namespace) -> None:
-    learner, config = load_run(args.checkpoint)
+def _eval_runs(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    learner, config = _load(args.checkpoint)
     _check_ways(config, 20)
-    runs = OmniglotOneShotRuns(root=args.runs, image_size=config.data.image_size)
+    if args.runs is not None:
+        root: Path | None = Path(args.runs)
+    else:
+        root = None if args.data_root is None else Path(args.data_root) / "omniglot"
+    runs = OmniglotOneShotRuns(root=root, image_size=config.data.image_size)
     device = pick_device(args.device)
     learner.to(device)
     errors = []
@@ -126,95 +300,206 @@ def _eval_runs(args: argparse.Namespace) -> None:
     )
 
 
-def _methods(args: argparse.Namespace) -> None:
+def _methods(args: argparse.Namespace, argv: Sequence[str]) -> None:
     for name, method in LEARNERS.items():
         defaults = ", ".join(f"{k}={v}" for k, v in method.hyper.items()) or "-"
         print(f"{name:12s} {method.family:13s} {method.summary}")
         print(f"{'':12s} {'':13s} defaults: {defaults}")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--data-root", default=None, help="folder of the data files")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+# ---------------------------------------------------------------------------- parsers
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="meta-train a learner and write checkpoints")
-    train.add_argument("--method", required=True, choices=list(LEARNERS))
-    train.add_argument("--dataset", default=DataConfig.dataset, help=DATASET_FORMAT)
-    train.add_argument("--ways", type=int, default=5)
-    train.add_argument(
-        "--train-ways", type=int, default=None, help="more ways in training than in testing"
+    train = sub.add_parser(
+        "train",
+        help="meta-train a learner and write checkpoints, or resume a run",
+        description="Meta-train a learner; last.pt (every --val-every steps) and best.pt "
+        "(best validation score) are written into --out. --resume FOLDER continues a run "
+        "that stopped (or trains it further with a larger --steps).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--shots", type=int, default=1)
-    train.add_argument("--queries", type=int, default=5)
-    train.add_argument("--steps", type=int, default=TrainConfig.steps)
-    train.add_argument("--meta-batch", type=int, default=TrainConfig.meta_batch)
-    train.add_argument("--lr", type=float, default=TrainConfig.lr)
-    train.add_argument("--image-size", type=int, default=DataConfig.image_size)
-    train.add_argument("--rotations", action="store_true", help="add rotated copies as new classes")
-    train.add_argument(
-        "--augment", action="store_true", help="random affine distortions of training images"
+    d: dict[str, Any] = {}
+    _option(
+        train, d, "--method", None, "the method (see: metabook methods)", choices=list(LEARNERS)
     )
-    train.add_argument(
-        "--within-alphabet",
+    _option(train, d, "--out", None, "new folder for last.pt and best.pt")
+    _option(train, d, "--resume", None, "continue the run in this folder", metavar="FOLDER")
+    _option(train, d, "--overwrite", False, "replace the run --out holds", action="store_true")
+    _option(train, d, "--dataset", DataConfig.dataset, f"training data, {DATASET_FORMAT}")
+    _option(train, d, "--ways", 5, "classes per episode", type=_whole(2))
+    _option(train, d, "--train-ways", None, "more ways in training than in testing", type=_whole(2))
+    _option(train, d, "--shots", 1, "support examples per class", type=_whole(1))
+    _option(train, d, "--queries", 5, "query examples per class", type=_whole(1))
+    _option(train, d, "--steps", TrainConfig.steps, "meta-training steps", type=_whole(1))
+    _option(train, d, "--meta-batch", TrainConfig.meta_batch, "episodes per step", type=_whole(1))
+    _option(train, d, "--lr", TrainConfig.lr, "Adam's learning rate", type=_positive)
+    _option(train, d, "--grad-clip", None, "clip the gradient norm to this value", type=_positive)
+    _add_train_data(train, d)
+    _add_common(train, d, seeded=True)
+    train.set_defaults(run=_train, fill=d)
+
+
+def _add_train_data(train: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """The options of ``metabook train`` about its data and its validation."""
+    _option(train, d, "--image-size", DataConfig.image_size, "side of the images", type=_whole(16))
+    _option(
+        train, d, "--rotations", False, "add rotated copies as new classes", action="store_true"
+    )
+    _option(
+        train,
+        d,
+        "--augment",
+        False,
+        "random affine distortions of training images",
         action="store_true",
-        help="draw every training (and validation) episode's classes from one alphabet",
     )
-    train.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction)
-    train.add_argument("--val-episodes", type=int, default=TrainConfig.val_episodes)
-    train.add_argument("--val-every", type=int, default=TrainConfig.val_every)
-    train.add_argument("--out", required=True, help="folder for last.pt and best.pt")
-    _add_common(train)
-    train.set_defaults(func=_train)
+    _option(
+        train,
+        d,
+        "--within-alphabet",
+        False,
+        "draw every training (and validation) episode's classes from one alphabet",
+        action="store_true",
+    )
+    _option(
+        train,
+        d,
+        "--val-fraction",
+        DataConfig.val_fraction,
+        "fraction of the classes held out for validation",
+        type=_fraction,
+    )
+    _option(
+        train,
+        d,
+        "--val-episodes",
+        TrainConfig.val_episodes,
+        "validation episodes (0: no validation, no best.pt)",
+        type=_whole(0),
+    )
+    _option(
+        train, d, "--val-every", TrainConfig.val_every, "steps between validations", type=_whole(1)
+    )
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    ev = sub.add_parser("eval", help="mean accuracy and 95%% interval on random episodes")
-    ev.add_argument("--checkpoint", required=True)
-    ev.add_argument("--dataset", default="omniglot:background_small2", help=DATASET_FORMAT)
-    ev.add_argument("--ways", type=int, default=5)
-    ev.add_argument("--shots", type=int, default=1)
-    ev.add_argument("--queries", type=int, default=15)
-    ev.add_argument("--episodes", type=int, default=600)
-    ev.add_argument(
-        "--within-alphabet", action="store_true", help="draw each episode within one alphabet"
+    ev = sub.add_parser(
+        "eval",
+        help="mean accuracy and 95%% interval on random episodes",
+        description="Mean accuracy and its 95%% interval on random episodes of a dataset.",
     )
-    ev.add_argument(
+    d: dict[str, Any] = {}
+    _option(ev, d, "--checkpoint", None, "a checkpoint written by metabook train", required=True)
+    _option(ev, d, "--dataset", "omniglot:background_small2", f"test data, {DATASET_FORMAT}")
+    _option(ev, d, "--ways", 5, "classes per episode", type=_whole(2))
+    _option(ev, d, "--shots", 1, "support examples per class", type=_whole(1))
+    _option(ev, d, "--queries", 15, "query examples per class", type=_whole(1))
+    _option(ev, d, "--episodes", 600, "episodes to average over", type=_whole(1))
+    _option(
+        ev, d, "--within-alphabet", False, "draw each episode in one alphabet", action="store_true"
+    )
+    _option(
+        ev,
+        d,
         "--held-out",
+        False,
+        "only alphabets absent from the checkpoint's training dataset",
         action="store_true",
-        help="only alphabets absent from the checkpoint's training dataset",
     )
-    _add_common(ev)
-    ev.set_defaults(func=_eval)
+    _add_common(ev, d, seeded=True)
+    ev.set_defaults(run=_eval, fill=d)
+
+
+def _add_eval_runs(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser(
+        "eval-runs",
+        help="the 20 official one-shot runs of Lake et al. (the test set: evaluate once)",
+        description="Error rate on the 20 official 20-way one-shot runs of Lake et al. "
+        "(2015). They are a test set: choose everything on validation first.",
+    )
+    d: dict[str, Any] = {}
+    _option(runs, d, "--checkpoint", None, "a checkpoint written by metabook train", required=True)
+    _option(
+        runs,
+        d,
+        "--runs",
+        None,
+        "folder holding all_runs.zip or all_runs/ (default: omniglot/ of the data root)",
+    )
+    _add_common(runs, d, seeded=False)
+    runs.set_defaults(run=_eval_runs, fill=d)
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line interface of ``metabook``."""
-    top = argparse.ArgumentParser(
-        prog="metabook", description="Train and evaluate the few-shot learners of metabook."
+    top = _Parser(
+        prog="metabook",
+        description="Train and evaluate the few-shot learners of metabook.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = top.add_subparsers(dest="command", required=True)
+    top.add_argument("--version", action="version", version=f"metabook {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_eval(sub)
-    runs = sub.add_parser("eval-runs", help="the 20 official one-shot runs of Lake et al.")
-    runs.add_argument("--checkpoint", required=True)
-    runs.add_argument("--runs", default=None, help="folder holding all_runs.zip or all_runs/")
-    _add_common(runs)
-    runs.set_defaults(func=_eval_runs)
+    _add_eval_runs(sub)
     methods = sub.add_parser("methods", help="list the methods, their family and defaults")
-    methods.set_defaults(func=_methods)
+    methods.set_defaults(run=_methods, fill={"debug": False})
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; errors in the input are reported in one line, exit status 2."""
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
     args = parser().parse_args(argv)
+    args.given = set(vars(args)) - {"command", "run", "fill"}
+    for name, value in args.fill.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    return args
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an error: an OSError names its file."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line. A mistake in the input is one line on the standard error and
+    exit status 2; a run that fails is status 1, one stopped by Ctrl-C 130; ``--debug``
+    raises instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"metabook {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        args = _parse(argv)
+    except SystemExit as done:  # --help, --version, or a one-line parsing error
+        return done.code if isinstance(done.code, int) else 2
+    name = f"metabook {args.command}"
+    try:
+        root = getattr(args, "data_root", None)
+        if root is not None and not Path(root).is_dir():
+            raise _InputError(f"--data-root {root} is not a folder (it should hold omniglot/)")
+        args.run(args, argv)
+    except Exception as err:
+        if args.debug:
+            raise
+        if isinstance(err, _Failure):
+            print(f"{name}: failed: {_describe(err)}", file=sys.stderr)
+            return 1
+        if isinstance(err, (ValueError, OSError)):
+            print(f"{name}: error: {_describe(err)}", file=sys.stderr)
+            return 2
+        print(
+            f"{name}: internal error: {type(err).__name__}: {_describe(err)} (run it again "
+            f"with --debug for the traceback and report it at {ISSUES})",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt as err:
+        if args.debug:
+            raise
+        if not isinstance(err, TrainingInterrupted):
+            print(f"{name}: interrupted", file=sys.stderr)
+        return 130
     return 0

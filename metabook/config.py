@@ -55,8 +55,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """How the learner is meta-trained: ``steps`` of ``meta_batch`` episodes with Adam at
-    learning rate ``lr``, validated on ``val_episodes`` episodes every ``val_every`` steps;
-    ``seed`` seeds the task stream, the distortions and the weights."""
+    learning rate ``lr`` (gradients clipped to norm ``grad_clip`` if given), validated on
+    ``val_episodes`` episodes every ``val_every`` steps; ``seed`` seeds the task stream, the
+    distortions and the weights."""
 
     steps: int = 1000
     meta_batch: int = 1
@@ -64,6 +65,7 @@ class TrainConfig:
     val_episodes: int = 100
     val_every: int = 100
     seed: int = 0
+    grad_clip: float | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from metabook.data.episodes import Episode, EpisodeSampler, TaskSource, split_cl
 from metabook.data.omniglot import Omniglot
 from metabook.registry import build_learner, resolve
 from metabook.runtime import seed_everything
-from metabook.training import TrainHistory, meta_train
+from metabook.training import TrainHistory, check_folder, meta_train
 
 __all__ = ["load_dataset", "train_run", "training_tasks", "validation_episodes"]
 
@@ -30,18 +30,21 @@ DATASET_FORMAT = "omniglot:SPLIT[+SPLIT...]"
 
 def load_dataset(
     spec: str,
-    root: str | os.PathLike[str] | None = None,
+    data_root: str | os.PathLike[str] | None = None,
     image_size: int = 28,
     rotations: bool = False,
 ) -> Omniglot:
     """The dataset named ``omniglot:SPLIT[+SPLIT...]``, e.g.
-    ``omniglot:background_small1+background_small2``."""
+    ``omniglot:background_small1+background_small2``. ``data_root`` is a folder like
+    ``$METABOOK_DATA``: it holds ``omniglot/`` (by default ``$METABOOK_DATA`` and then the
+    user cache are searched)."""
     name, _, split = spec.partition(":")
     if name != "omniglot" or not split:
         raise ValueError(
             f"unknown dataset {spec!r}: use {DATASET_FORMAT}, e.g. "
             "omniglot:background_small1+background_small2"
         )
+    root = None if data_root is None else Path(data_root) / "omniglot"
     return Omniglot(split, root=root, image_size=image_size, rotations=rotations)
 
 
@@ -72,11 +75,12 @@ def validation_episodes(
     a note when they cannot follow the training protocol or are skipped."""
     count = config.train.val_episodes
     if not count:
-        return None, None
+        return None, "no validation (0 validation episodes): best.pt will not be written"
     if classes.numel() < config.ways:
-        return None, (
-            f"no validation: the validation part has {classes.numel()} classes, fewer than "
-            f"{config.ways} ways"
+        raise ValueError(
+            f"the validation part has {classes.numel()} classes, fewer than the {config.ways} "
+            "ways of an episode: lower the ways, raise the validation fraction, or train "
+            "without validation (0 validation episodes)"
         )
     groups, note = None, None
     if config.data.within_alphabet:
@@ -100,11 +104,18 @@ def train_run(
     data_root: str | os.PathLike[str] | None = None,
     device: torch.device | str = "auto",
     progress: bool | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> TrainHistory:
     """Train the learner ``config`` describes and write ``last.pt`` and ``best.pt`` into
-    ``out``; notes about the run (a validation that cannot follow the protocol) are
-    printed."""
+    ``out``. Everything that can be checked before training is checked before anything is
+    written (the output folder, the data, the validation split, the method's constraints),
+    and a run that fails before its first checkpoint removes the folder it created; notes
+    about the run (a validation that cannot follow the protocol) are printed. ``resume``
+    continues the run in ``out``; ``overwrite`` replaces one."""
     config = resolve(config)
+    folder = Path(out)
+    check_folder(folder, resume, overwrite)
     seed_everything(config.train.seed)
     data = load_dataset(
         config.data.dataset, data_root, config.data.image_size, config.data.rotations
@@ -112,19 +123,29 @@ def train_run(
     train_classes, val_classes = _split(config, data)
     tasks = training_tasks(config, data, train_classes)
     val, note = validation_episodes(config, data, val_classes)
+    learner = build_learner(config)
     if note:
         print(note)
-    learner = build_learner(config)
-    return meta_train(
-        learner,
-        tasks,
-        steps=config.train.steps,
-        meta_batch=config.train.meta_batch,
-        lr=config.train.lr,
-        val_episodes=val,
-        val_every=config.train.val_every,
-        checkpoint_dir=Path(out),
-        config=config,
-        device=device,
-        progress=progress,
-    )
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        return meta_train(
+            learner,
+            tasks,
+            steps=config.train.steps,
+            meta_batch=config.train.meta_batch,
+            lr=config.train.lr,
+            val_episodes=val,
+            val_every=config.train.val_every,
+            checkpoint_dir=folder,
+            config=config,
+            device=device,
+            progress=progress,
+            grad_clip=config.train.grad_clip,
+            resume=resume,
+            overwrite=overwrite,
+        )
+    except BaseException:
+        for path in created:  # a run that fails before its first checkpoint leaves nothing
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise

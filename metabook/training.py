@@ -34,10 +34,28 @@ from metabook.evaluation import EvalResult, evaluate
 from metabook.learners.base import FewShotLearner
 from metabook.runtime import pick_device, progress_enabled
 
-__all__ = ["TrainHistory", "TrainingInterrupted", "meta_train", "prepare_folder"]
+__all__ = [
+    "TrainHistory",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "check_folder",
+    "meta_train",
+    "prepare_folder",
+]
 
 Scheduler = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 RUN_FILES = ("last.pt", "best.pt")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The meta-training loss became ``value`` (not finite) at step ``step``."""
+
+    def __init__(self, step: int, value: float) -> None:
+        super().__init__(
+            f"the meta-training loss became {value} at step {step}: lower the learning rate, "
+            "or clip the gradients (grad_clip)"
+        )
+        self.step, self.value = step, value
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -219,10 +237,7 @@ def _step(
     loss = learner.loss(batch)
     value = float(loss.detach())
     if not math.isfinite(value):
-        raise FloatingPointError(
-            f"the meta-training loss became {value} at step {step}: lower the learning rate, "
-            "or clip the gradients (grad_clip)"
-        )
+        raise TrainingDiverged(step, value)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
@@ -241,22 +256,41 @@ def _check_arguments(steps: int, meta_batch: int, val_every: int, config: object
         raise TypeError(f"config must be a metabook.RunConfig, got {type(config).__name__}")
 
 
-def prepare_folder(folder: Path, resume: bool, overwrite: bool) -> None:
-    """Make sure a run can write into ``folder`` before it trains: a folder holding another
-    run is refused unless ``overwrite`` (its files are then removed, so the new run never
-    mixes its ``last.pt`` with the old ``best.pt``) or ``resume``."""
+def check_folder(folder: Path, resume: bool, overwrite: bool) -> list[Path]:
+    """Check, without writing anything, that a run can use ``folder``; return the run files
+    it already holds. A file, a folder holding another run (unless ``resume`` or
+    ``overwrite``), a missing ``last.pt`` to resume and a place that cannot be written are
+    :class:`OSError` s with one line that says what to do."""
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} is a file: give a folder for the checkpoints")
     existing = [folder / name for name in RUN_FILES if (folder / name).exists()]
     if resume:
         if not (folder / "last.pt").exists():
             raise FileNotFoundError(f"there is no run to resume in {folder} (no last.pt)")
-        return
+        return existing
     if existing and not overwrite:
         raise FileExistsError(
             f"{folder} already holds a run ({', '.join(p.name for p in existing)}): resume it, "
             "overwrite it, or choose another folder"
         )
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(f"cannot create {folder}: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write checkpoints into {folder}: {ancestor} is read-only")
+    return existing
+
+
+def prepare_folder(folder: Path, resume: bool, overwrite: bool) -> None:
+    """Make sure a run can write into ``folder`` before it trains (see
+    :func:`check_folder`): the folder is created, and with ``overwrite`` the files of the
+    run it holds are removed, so the new run never mixes its ``last.pt`` with the old
+    ``best.pt``."""
+    existing = check_folder(folder, resume, overwrite)
+    if resume:
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"

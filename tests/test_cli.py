@@ -17,9 +17,11 @@ from tests.conftest import write_omniglot_split, write_one_shot_runs
 
 @pytest.fixture
 def fixture_root(tmp_path, monkeypatch):
+    """A data root like ``$METABOOK_DATA``: ``omniglot/`` holds a small split and the runs."""
     alphabets = {"Atlantean": 4, "Kannada": 4, "Oriya": 4}
-    write_omniglot_split(tmp_path, "evaluation", alphabets, drawers=4, monkeypatch=monkeypatch)
-    write_one_shot_runs(tmp_path)
+    omniglot = tmp_path / "omniglot"
+    write_omniglot_split(omniglot, "evaluation", alphabets, drawers=4, monkeypatch=monkeypatch)
+    write_one_shot_runs(omniglot)
     return tmp_path
 
 
@@ -61,7 +63,8 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     status, out, err = run(capsys, f"eval {checkpoint} {data} --ways 3 --held-out")
     assert status == 2 and "every alphabet of omniglot:evaluation was seen in training" in err
 
-    status, out, err = run(capsys, f"eval-runs {checkpoint} --runs {fixture_root} --device cpu")
+    # the runs are found in omniglot/ of the data root
+    status, out, err = run(capsys, f"eval-runs {checkpoint} --data-root {fixture_root}")
     assert status == 0, err
     lines = out.strip().splitlines()
     assert [line.split("(")[0].strip() for line in lines[:3]] == ["run  1", "run  2", "run  3"]
@@ -78,7 +81,8 @@ def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):
     )
     assert status == 0, err
     checkpoint = f"--checkpoint {out_dir / 'last.pt'}"
-    status, _, err = run(capsys, f"eval-runs {checkpoint} --runs {fixture_root} --device cpu")
+    runs = fixture_root / "omniglot"
+    status, _, err = run(capsys, f"eval-runs {checkpoint} --runs {runs} --device cpu")
     assert status == 2 and "3-way head and cannot classify 20-way episodes" in err
     status, _, err = run(capsys, f"eval {checkpoint} --dataset mnist:train --ways 3")
     assert status == 2 and "unknown dataset 'mnist:train'" in err
