@@ -16,8 +16,9 @@ the run that stopped. The methods are those of :data:`metabook.registry.LEARNERS
 
 Every mistake in the input (a bad value, a missing or unreadable file, a folder that
 already holds a run) is one line on the standard error and exit status 2, before anything
-is written; a run that diverges or fails exits with 1, one that Ctrl-C stops exits with 130
-after saving ``last.pt``. ``--debug`` shows the traceback instead.
+is written, as is a run that diverges (a learning rate too high: the message says which
+options help); an unexpected error exits with 1, a run that Ctrl-C stops with 130 after
+saving ``last.pt``. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -62,10 +63,6 @@ class _Parser(argparse.ArgumentParser):
 
 class _InputError(ValueError):
     """A mistake in the command line found after parsing (status 2)."""
-
-
-class _Failure(RuntimeError):
-    """A run that started and failed (status 1)."""
 
 
 # ---------------------------------------------------------------------------- values
@@ -218,7 +215,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     except TrainingDiverged as err:
         last = out / "last.pt"
         saved = f"; {last} holds the run up to its last save" if last.exists() else ""
-        raise _Failure(
+        raise _InputError(
             f"the meta-training loss became {err.value} at step {err.step}: lower --lr (now "
             f"{config.train.lr:g}) or clip the gradients with --grad-clip, e.g. --grad-clip 1"
             + saved
@@ -467,9 +464,9 @@ def _describe(err: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line. A mistake in the input is one line on the standard error and
-    exit status 2; a run that fails is status 1, one stopped by Ctrl-C 130; ``--debug``
-    raises instead."""
+    """Run the command line. A mistake in the input (or a run it makes diverge) is one line
+    on the standard error and exit status 2; an unexpected error is status 1, a run stopped
+    by Ctrl-C 130; ``--debug`` raises instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parse(argv)
@@ -484,9 +481,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        if isinstance(err, _Failure):
-            print(f"{name}: failed: {_describe(err)}", file=sys.stderr)
-            return 1
         if isinstance(err, (ValueError, OSError)):
             print(f"{name}: error: {_describe(err)}", file=sys.stderr)
             return 2

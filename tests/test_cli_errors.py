@@ -4,6 +4,7 @@ exit status 2, no traceback, and nothing written; runs that fail or stop say wha
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 import metabook as mb
 import metabook.cli as cli
+import metabook.training as training
 from metabook.cli import main
 from tests.conftest import write_omniglot_split, write_one_shot_runs
 
@@ -149,7 +151,7 @@ def test_unreadable_checkpoints_are_one_line_errors(root, capsys):
     assert {k: v for k, v in after.items() if not k.startswith("bad/")} == before
 
 
-def test_output_folders_are_never_silently_overwritten(root, capsys):
+def test_output_folders_are_never_silently_overwritten(root, capsys, monkeypatch):
     data = f"--data-root {root} --steps 2 --val-every 1 --val-fraction 0.25 --quiet"
     run = root / "run"
     status, _, err = metabook(capsys, f"{TRAIN} {data} --out {run}")
@@ -168,6 +170,11 @@ def test_output_folders_are_never_silently_overwritten(root, capsys):
     status, _, err = metabook(capsys, f"{TRAIN} {data} --out {a_file / 'run'}")
     assert_one_line_error(status, err, f"cannot create {a_file / 'run'}: {a_file} is a file")
     assert a_file.read_text() == "mine"
+    with monkeypatch.context() as patch:  # a read-only place (root can write anywhere)
+        patch.setattr(training.os, "access", lambda path, mode: False)
+        status, _, err = metabook(capsys, f"{TRAIN} {data} --out {root / 'new'}")
+    assert_one_line_error(status, err, f"cannot write checkpoints into {root / 'new'}")
+    assert "is read-only" in err and not (root / "new").exists()
 
     status, _, err = metabook(capsys, f"{TRAIN} {data} --seed 1 --overwrite --out {run}")
     assert status == 0, err
@@ -195,14 +202,36 @@ def test_mistakes_found_in_the_data_write_nothing(root, capsys):
     assert_one_line_error(status, err, "is not a folder (it should hold omniglot/)")
 
 
-def test_a_diverging_run_fails_with_advice_and_leaves_nothing(root, capsys):
+def test_a_diverging_run_stops_with_advice_and_leaves_nothing(root, capsys):
     out = root / "new" / "run"
     status, _, err = metabook(
         capsys, f"{TRAIN} --data-root {root} --steps 5 --lr 1e30 --quiet --out {out}"
     )
-    assert_one_line_error(status, err, "the meta-training loss became nan", "--lr", code=1)
+    assert_one_line_error(status, err, "the meta-training loss became nan", "--lr")
     assert "--grad-clip" in err
     assert not (root / "new").exists()
+
+
+def test_the_runs_are_read_from_a_zip_with_a_top_folder(root, capsys):
+    """A zip of the all_runs folder itself (every name starts with all_runs/) is read."""
+    run = root / "run"
+    status, _, err = metabook(
+        capsys, f"{TRAIN} --data-root {root} --steps 1 --val-episodes 0 --quiet --out {run}"
+    )
+    assert status == 0, err
+    plain = root / "omniglot" / "all_runs.zip"
+    nested = root / "nested"
+    nested.mkdir()
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(nested / "all_runs.zip", "w") as zf:
+        for name in source.namelist():
+            zf.writestr(f"all_runs/{name}", source.read(name))
+    checkpoint = f"--checkpoint {run / 'last.pt'} --device cpu"
+    results = []
+    for folder in (root / "omniglot", nested):
+        status, out, err = metabook(capsys, f"eval-runs {checkpoint} --runs {folder}")
+        assert status == 0, err
+        results.append(out)
+    assert results[0] == results[1] and "over 20 runs" in results[0]
 
 
 def test_resume_continues_the_run_exactly(root, capsys):
