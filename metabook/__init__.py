@@ -102,6 +102,7 @@ from metabook.registry import (
 from metabook.runtime import (
     ChapterSettings,
     chapter_setup,
+    glue,
     pick_device,
     progress_bar,
     progress_enabled,
@@ -194,6 +195,7 @@ __all__ = [
     "resolve",
     "ChapterSettings",
     "chapter_setup",
+    "glue",
     "pick_device",
     "progress_bar",
     "progress_enabled",

@@ -18,6 +18,7 @@ T = TypeVar("T")
 __all__ = [
     "ChapterSettings",
     "chapter_setup",
+    "glue",
     "pick_device",
     "progress_bar",
     "progress_enabled",
@@ -136,3 +137,23 @@ def chapter_setup(seed: int = 0, device: str | torch.device = "auto") -> Chapter
     seed_everything(seed)
     print("device:", chosen, "| settings:", scale)
     return ChapterSettings(quick=quick, device=chosen, scale=scale, seed=seed)
+
+
+def glue(name: str, value: T) -> T:
+    """Record ``value`` under ``name`` for the chapter's text, and return it.
+
+    The book's prose writes ``{glue:text}`name`` (or ``{glue:text}`name:.1f``` with a
+    format) where a number comes from the chapter's own computation; the book build inserts
+    the value saved with the executed notebook and fails on a name no cell recorded, so
+    re-executing a chapter updates its text and the two cannot drift. This is myst-nb's
+    ``glue`` (quiet: nothing is displayed); where myst-nb is not installed, or outside a
+    notebook kernel (Colab, a script), it only returns ``value``.
+    """
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    if get_ipython() is not None:
+        myst_glue(name, value, display=False)
+    return value

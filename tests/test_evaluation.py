@@ -18,10 +18,29 @@ from metabook.evaluation import equal_error_rate, pair_scores_by_identity, roc_c
 def test_mean_confidence_interval_by_hand():
     mean, half = mb.mean_confidence_interval(torch.tensor([0.6, 0.8, 1.0]))
     assert mean == pytest.approx(0.8)
-    assert half == pytest.approx(1.96 * 0.2 / math.sqrt(3))
+    # Student's t with 2 degrees of freedom: q = 1 / sqrt(2 * 0.025 * 0.975) - sqrt(2)
+    # solved exactly (t_2's quantile is (2p - 1) / sqrt(2 p (1 - p))), p = 0.975
+    p = 0.975
+    q = (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    assert q == pytest.approx(4.302652729911275)
+    assert half == pytest.approx(q * 0.2 / math.sqrt(3))
+    # a fixed normal quantile on request
+    assert mb.mean_confidence_interval(torch.tensor([0.6, 0.8, 1.0]), z=1.96)[1] == pytest.approx(
+        1.96 * 0.2 / math.sqrt(3)
+    )
     assert math.isnan(mb.mean_confidence_interval(torch.tensor([0.5]))[1])
     with pytest.raises(ValueError, match="at least one episode"):
         mb.mean_confidence_interval(torch.tensor([]))
+
+
+def test_the_interval_tends_to_the_normal_one_with_many_episodes():
+    """t's quantile falls towards 1.96 as episodes accumulate: 2.262 at 10 values (tables)."""
+    values = torch.arange(10, dtype=torch.float64)
+    half = mb.mean_confidence_interval(values)[1]
+    assert half / (values.std() / math.sqrt(10)) == pytest.approx(2.2622, abs=1e-4)
+    values = torch.arange(600, dtype=torch.float64)
+    ratio = mb.mean_confidence_interval(values)[1] / (values.std() / math.sqrt(600))
+    assert 1.96 < ratio < 1.9640
 
 
 class AlwaysZero(mb.FewShotLearner):
