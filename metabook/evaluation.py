@@ -48,9 +48,7 @@ def _mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _METRICS: dict[str, tuple[Metric, bool]] = {"accuracy": (_accuracy, True), "mse": (_mse, False)}
 
 
-def mean_confidence_interval(
-    values: torch.Tensor, z: float | None = None
-) -> tuple[float, float]:
+def mean_confidence_interval(values: torch.Tensor, z: float | None = None) -> tuple[float, float]:
     """Mean and the half-width of its 95% interval, ``q * s / sqrt(n)``.
 
     ``s`` is the sample standard deviation (``n - 1`` in the denominator) of the ``n``

@@ -151,7 +151,7 @@ def glue(name: str, value: T) -> T:
     """
     try:
         from IPython import get_ipython
-        from myst_nb import glue as myst_glue
+        from myst_nb import glue as myst_glue  # type: ignore[import-untyped]
     except ImportError:
         return value
     if get_ipython() is not None:
