@@ -58,7 +58,8 @@ pytest: $(STAMP)
 ## notebooks: after editing chapters' .md files, update their .ipynb twins and execute every
 ## chapter (CPU settings: about 1.5 hours on two cores; the full settings on a GPU). The .md is
 ## the source: --update keeps the notebook's metadata. Progress bars are off, so that no
-## progress output is saved; the streams of a cell are merged into one output.
+## progress output is saved; the streams of a cell are merged into one output, and the
+## chapter's running time with the CPU settings is written into its text.
 notebooks: $(STAMP)
 	for md in chapters/*.md; do $(MAKE) --no-print-directory notebook CHAPTER=$$md || exit 1; done
 
@@ -68,6 +69,8 @@ notebook: $(STAMP)
 	$(BIN)/jupytext --update --to ipynb "$(CHAPTER)"
 	METABOOK_PROGRESS=0 $(BIN)/jupyter-execute --inplace --timeout=3600 "$(CHAPTER:.md=.ipynb)"
 	$(BIN)/python scripts/merge_streams.py "$(CHAPTER:.md=.ipynb)"
+	$(BIN)/python scripts/running_time.py "$(CHAPTER)"
+	$(BIN)/jupytext --update --to ipynb "$(CHAPTER)"
 
 clean:
 	rm -rf _build .pytest_cache

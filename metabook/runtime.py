@@ -139,21 +139,21 @@ def chapter_setup(seed: int = 0, device: str | torch.device = "auto") -> Chapter
     return ChapterSettings(quick=quick, device=chosen, scale=scale, seed=seed)
 
 
-def glue(name: str, value: T) -> T:
-    """Record ``value`` under ``name`` for the chapter's text, and return it.
+def glue(name: str, value: Any) -> None:
+    """Record ``value`` under ``name`` for the chapter's text.
 
     The book's prose writes ``{glue:text}`name`` (or ``{glue:text}`name:.1f``` with a
     format) where a number comes from the chapter's own computation; the book build inserts
     the value saved with the executed notebook and fails on a name no cell recorded, so
     re-executing a chapter updates its text and the two cannot drift. This is myst-nb's
-    ``glue`` (quiet: nothing is displayed); where myst-nb is not installed, or outside a
-    notebook kernel (Colab, a script), it only returns ``value``.
+    ``glue``, quiet (nothing is displayed, and nothing is returned, so a cell that ends with
+    it shows no value); where myst-nb is not installed, or outside a notebook kernel (Colab,
+    a script), it does nothing.
     """
     try:
         from IPython import get_ipython
         from myst_nb import glue as myst_glue  # type: ignore[import-untyped]
     except ImportError:
-        return value
+        return
     if get_ipython() is not None:
         myst_glue(name, value, display=False)
-    return value

@@ -75,3 +75,30 @@ def test_progress_bars_follow_the_argument_then_the_environment(monkeypatch, cap
     assert capsys.readouterr().err == ""  # switched off: nothing written
     list(mb.progress_bar(range(3), progress=True, desc="shown"))
     assert "shown: 100%" in capsys.readouterr().err
+
+
+def test_glue_records_quietly_in_a_kernel_and_does_nothing_elsewhere(monkeypatch, capsys):
+    import IPython
+    import myst_nb
+
+    recorded = []
+    monkeypatch.setattr(myst_nb, "glue", lambda *args, **kwargs: recorded.append((args, kwargs)))
+    # outside a kernel (a script, the test suite): nothing is recorded, printed or returned
+    assert mb.glue("accuracy", 87.5) is None
+    assert recorded == [] and capsys.readouterr().out == ""
+    # in a kernel: myst-nb's glue, without displaying the value
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    assert mb.glue("accuracy", 87.5) is None
+    assert recorded == [(("accuracy", 87.5), {"display": False})]
+
+
+def test_glued_values_render_as_the_book_formats_them():
+    """What a cell records is what `{glue:text}` formats: the repr of a float, a string
+    without its quotes."""
+    from IPython.core.formatters import format_display_data
+    from myst_nb.core.variables import format_plain_text
+
+    plain = format_display_data(87.25)[0]["text/plain"]
+    assert format_plain_text(plain, ".1f") == "87.2"
+    words = format_display_data("do not overlap")[0]["text/plain"]
+    assert format_plain_text(words, "") == "do not overlap"
