@@ -94,7 +94,8 @@ def test_corrected_maml_meta_learns_and_the_seed_code_does_not():
     flawed_mse = post_adaptation_mse(flawed, test)
     baseline_mse = post_adaptation_mse(pretrained, test)
     # after one gradient step on 10 points, MAML's initialisation is far better; the seed's
-    # "Reptile" is no better than the pretrained baseline (both fit the mean wave, ~0)
+    # "Reptile" is no better than the pretrained baseline (both fit the mean wave, which is
+    # -(2/pi) E[A] cos x, about -1.62 cos x)
     assert maml_mse < 0.6 * baseline_mse, (maml_mse, baseline_mse)
     assert flawed_mse > 0.8 * baseline_mse, (flawed_mse, baseline_mse)
 
@@ -136,3 +137,107 @@ def test_the_contrastive_label_read_as_same_class_pushes_the_wrong_pairs():
     )
     assert pull.item() == pytest.approx(2 * 0.2)  # d/dD of D^2: moves the pair together
     assert push.item() == pytest.approx(-2 * (1 - 0.2))  # the seed's reading: apart
+
+
+def article_reptile_with_a_copy(model, task, inner_steps, optimizer):
+    """Article A, section 5.2, with ``theta`` copied *before* the inner loop: the outer
+    update itself is unchanged."""
+    old_params = [p.detach().clone() for p in model.parameters()]
+    for _ in range(inner_steps):
+        loss = F.mse_loss(model(task.support_x), task.support_y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for i, p in enumerate(model.parameters()):
+        p.data = p.data + (p.data - old_params[i].data) / inner_steps
+
+
+def test_the_article_reptile_with_a_copy_extrapolates_with_epsilon_one_plus_one_over_k():
+    """theta' + (theta' - theta)/k = theta + (1 + 1/k)(theta' - theta): epsilon > 1."""
+    torch.manual_seed(0)
+    start = mb.models.MLP()
+    task = mb.data.SineTasks(shots=10, seed=0).sample()
+    adapted = copy.deepcopy(start)  # five plain SGD steps: theta'
+    optimizer = torch.optim.SGD(adapted.parameters(), lr=0.01)
+    for _ in range(5):
+        optimizer.zero_grad()
+        F.mse_loss(adapted(task.support_x), task.support_y).backward()
+        optimizer.step()
+    article = copy.deepcopy(start)
+    article_reptile_with_a_copy(article, task, 5, torch.optim.SGD(article.parameters(), lr=0.01))
+    for theta, theta_prime, new in zip(
+        start.parameters(), adapted.parameters(), article.parameters(), strict=True
+    ):
+        torch.testing.assert_close(new, theta + 1.2 * (theta_prime - theta))
+
+
+def article_b_maml_forward_pass(task, base_model, learning_rate, loss_function=F.mse_loss):
+    """Article B, section 5, with its two lines that fail as printed repaired:
+    ``np.zeros_like(base_model.parameters())`` becomes a zero tensor per parameter and
+    ``delta_params += grad`` an addition per parameter. ``task`` is a list of
+    ``(inputs, outputs)`` sub-tasks."""
+    delta_params = [torch.zeros_like(p) for p in base_model.parameters()]
+    for inputs, outputs in task:
+        predictions = base_model(inputs)
+        loss = loss_function(predictions, outputs)
+        grad = torch.autograd.grad(loss, base_model.parameters(), create_graph=True)
+        delta_params = [d + g for d, g in zip(delta_params, grad, strict=True)]
+    return [
+        param - learning_rate * grad
+        for param, grad in zip(base_model.parameters(), delta_params, strict=True)
+    ]
+
+
+def test_the_article_b_pseudo_code_fails_as_printed():
+    np = pytest.importorskip("numpy")
+    model = torch.nn.Linear(2, 1)
+    delta_params = np.zeros_like(model.parameters())  # a 0-d array holding one 0
+    assert delta_params.shape == ()
+    grad = torch.autograd.grad(model(torch.ones(1, 2)).sum(), model.parameters())
+    with pytest.raises((ValueError, TypeError, RuntimeError)):
+        delta_params += grad
+
+
+def test_the_article_b_maml_forward_pass_is_one_step_of_joint_training_not_maml():
+    """theta = 1, f(x) = theta x, sub-tasks (x, y) = (1, 3) and (2, 0), squared loss,
+    step 1/8: every value is exact in binary floating point."""
+    toy = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        toy.weight.fill_(1.0)
+    task = [
+        (torch.tensor([[1.0]]), torch.tensor([[3.0]])),
+        (torch.tensor([[2.0]]), torch.tensor([[0.0]])),
+    ]
+    (article,) = article_b_maml_forward_pass(task, toy, learning_rate=0.125)
+    # summed gradient 2(1 - 3) + 8 * 1 = 4; one step: 1 - 4/8
+    assert article.item() == 0.5
+    joint = copy.deepcopy(toy)  # joint training: one SGD step on the summed losses
+    optimizer = torch.optim.SGD(joint.parameters(), lr=0.125)
+    sum(F.mse_loss(joint(x), y) for x, y in task).backward()
+    optimizer.step()
+    assert torch.equal(article, joint.weight)
+    # MAML (support reused as query): adapted 3/2 and 0; meta-gradient
+    # (1 - 2/8) * 2 * (3/2 - 3) + (1 - 8/8) * 8 * 0 = -9/4, the opposite sign
+    maml = MAML(copy.deepcopy(toy), inner_lr=0.125, inner_steps=1, loss_fn=F.mse_loss)
+    sum(F.mse_loss(maml(x, y, x), y) for x, y in task).backward()
+    assert maml.model.weight.grad.item() == -2.25
+
+    # the same identity on the sine network, up to rounding; MAML's meta-gradient differs
+    torch.manual_seed(0)
+    net = mb.models.MLP()
+    sine = mb.data.SineTasks(shots=10, seed=0).sample(4)
+    task = [(sine.support_x[i], sine.support_y[i]) for i in range(4)]
+    article = article_b_maml_forward_pass(task, net, learning_rate=0.01)
+    joint = copy.deepcopy(net)
+    optimizer = torch.optim.SGD(joint.parameters(), lr=0.01)
+    sum(F.mse_loss(joint(x), y) for x, y in task).backward()
+    optimizer.step()
+    for a, b in zip(article, joint.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    maml = MAML(copy.deepcopy(net), inner_lr=0.01, inner_steps=1, loss_fn=F.mse_loss)
+    sum(F.mse_loss(maml(x, y, x), y) for x, y in task).backward()
+    joint_gradient = torch.cat(
+        [(p - a).detach().flatten() / 0.01 for p, a in zip(net.parameters(), article, strict=True)]
+    )
+    maml_gradient = torch.cat([p.grad.flatten() for p in maml.model.parameters()])
+    assert (joint_gradient - maml_gradient).norm() > 0.1 * joint_gradient.norm()  # ~0.5 here
