@@ -46,9 +46,8 @@ def main(source: Path) -> int:
         print(f"{source}: not executed with the CPU settings; running time left as it was")
         return 0
     seconds = execution_seconds(notebook)
+    # from 90 s on, whole minutes (two or more)
     stated = f"{round(seconds)} seconds" if seconds < 90 else f"{round(seconds / 60)} minutes"
-    if stated.startswith("1 minutes"):
-        stated = "1 minute"
     text = source.read_text(encoding="utf-8")
     number, unit = stated.split(" ")
     new, count = SENTENCE.subn(lambda m: f"{number}{m.group(2)}{unit}{m.group(4)}", text, 1)

@@ -3,8 +3,8 @@ and a configuration that never reaches the network at build time."""
 
 from __future__ import annotations
 
-import datetime
 import importlib.metadata
+import importlib.util
 import json
 import re
 import subprocess
@@ -203,15 +203,12 @@ def test_every_figure_has_a_caption_a_name_and_alt_text(source):
             assert len(options.get("image", {}).get("alt", "")) > 20, options["figure"]["name"]
 
 
-def execution_time(notebook: dict) -> datetime.timedelta:
-    """From the first cell's start to the last cell's end, as the kernel recorded them."""
-    stamps = [
-        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        for cell in notebook["cells"]
-        for key, value in cell.get("metadata", {}).get("execution", {}).items()
-        if key in ("iopub.execute_input", "shell.execute_reply")
-    ]
-    return max(stamps) - min(stamps)
+def script(name: str):
+    """A module of scripts/, which are not a package."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
@@ -222,7 +219,8 @@ def test_the_stated_running_time_is_that_of_the_committed_outputs(source):
     match = re.search(r"(\d+) (seconds?|minutes?) with the CPU settings", text)
     assert match, "the chapter does not state its running time with the CPU settings"
     stated = int(match.group(1)) * (60 if match.group(2).startswith("minute") else 1)
-    took = execution_time(json.loads(source.with_suffix(".ipynb").read_text())).total_seconds()
+    notebook = json.loads(source.with_suffix(".ipynb").read_text())
+    took = script("running_time").execution_seconds(notebook)
     tolerance = 60 if match.group(2).startswith("minute") else 10
     assert abs(stated - took) <= tolerance, (stated, took)
     assert re.search(r"\d+ seconds with the quick settings", text)
