@@ -69,7 +69,7 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     lines = out.strip().splitlines()
     assert [line.split("(")[0].strip() for line in lines[:3]] == ["run  1", "run  2", "run  3"]
     # in the fixture every test item is a copy of its class image: no errors
-    assert lines[-1].startswith("average error 0.0% over 20 runs")
+    assert lines[-1].startswith("protonet: average error 0.0% over 20 runs")
 
 
 def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):
@@ -139,3 +139,16 @@ def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatc
         assert data.class_alphabet[episode.info["classes"]].unique().numel() == 1
     _, config = mb.load_run(out_dir / "last.pt")
     assert config.data.augment is True and config.data.within_alphabet is True
+
+
+def test_eval_runs_baseline_reproduces_the_official_demo(data_root, capsys):
+    """The official demo's modified Hausdorff baseline errs on 38.8% of the 400 queries of
+    the 20 runs (Lake et al.'s one-shot-classification/demo_classification.py): the check
+    that the runs' images, their orientation and the answer keys are read as the authors
+    read them. 155 wrong of 400 is 38.75%."""
+    status, out, err = run(capsys, f"eval-runs --baseline mhd --data-root {data_root}")
+    assert status == 0, err
+    errors = [float(line.split("error ")[1].rstrip("%)")) for line in out.splitlines()[:20]]
+    assert len(errors) == 20 and all(e % 5 == 0 for e in errors)  # 20 queries per run
+    assert sum(errors) / 20 == 38.75
+    assert "average error 38.8% over 20 runs" in out

@@ -15,10 +15,13 @@
 
 from metabook.learners.base import (
     FewShotLearner,
+    ModifiedHausdorff,
     NearestNeighbour,
     class_max,
     embedding_size,
     episode_ways,
+    ink_points,
+    modified_hausdorff,
     per_task,
     standardise_by_support,
 )
@@ -57,10 +60,13 @@ from metabook.learners.sgd import LossFn, Params, StepLoss, gradients, inner_loo
 
 __all__ = [
     "FewShotLearner",
+    "ModifiedHausdorff",
     "NearestNeighbour",
     "class_max",
     "embedding_size",
     "episode_ways",
+    "ink_points",
+    "modified_hausdorff",
     "per_task",
     "standardise_by_support",
     "MatchingNetwork",

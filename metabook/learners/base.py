@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from scipy.spatial import cKDTree
 from torch import nn
 
 from metabook._compat import warn_deprecated
@@ -27,10 +28,13 @@ from metabook.data.episodes import Episode, is_batched
 
 __all__ = [
     "FewShotLearner",
+    "ModifiedHausdorff",
     "NearestNeighbour",
     "class_max",
     "embedding_size",
     "episode_ways",
+    "ink_points",
+    "modified_hausdorff",
     "per_task",
     "standardise_by_support",
 ]
@@ -214,3 +218,61 @@ class NearestNeighbour(FewShotLearner):
         support = self.embedding(support_x)
         query = self.embedding(query_x)
         return class_max(-torch.cdist(query, support), support_y, ways)
+
+
+def ink_points(image: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The ``[K, 2]`` (row, column) coordinates of the inked pixels of an image
+    ``[1, H, W]`` or ``[H, W]`` (ink above ``threshold``), centred at their mean: the point
+    set of Lake et al.'s one-shot baseline. A blank image is a :class:`ValueError`."""
+    points = torch.nonzero(image.squeeze(0) > threshold).to(torch.float64)
+    if points.numel() == 0:
+        raise ValueError("the image has no inked pixel: the point-set distance needs ink")
+    return points - points.mean(0)
+
+
+def modified_hausdorff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The modified Hausdorff distance of Dubuisson and Jain (1994) between point sets
+    ``a`` ``[K, d]`` and ``b`` ``[L, d]``: the larger of the mean distance from a point of
+    ``a`` to its nearest point of ``b`` and the same from ``b`` to ``a``."""
+    d = torch.cdist(a, b)
+    return torch.maximum(d.min(1).values.mean(), d.min(0).values.mean())
+
+
+class ModifiedHausdorff(FewShotLearner):
+    """The baseline of Lake et al.'s 20 one-shot runs: label each query like the support
+    image at the smallest :func:`modified_hausdorff` distance between their inked pixels
+    (each set centred at its mean), as the official demo does on the original 105 x 105
+    images, where it errs on 38.8% of the queries. Nothing is learned; the scores are minus
+    the distance to the nearest support image of each class."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def _one(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        ways: int | None,
+    ) -> torch.Tensor:
+        # Nearest-point distances from k-d trees: exact, and far faster than full matrices.
+        support = [cKDTree(ink_points(x, self.threshold).cpu().numpy()) for x in support_x]
+        query = [cKDTree(ink_points(x, self.threshold).cpu().numpy()) for x in query_x]
+        rows = [
+            [max(s.query(q.data)[0].mean(), q.query(s.data)[0].mean()) for s in support]
+            for q in query
+        ]
+        distance = torch.tensor(rows, dtype=torch.float64).to(support_x.device, support_x.dtype)
+        return class_max(-distance, support_y, ways)
+
+    def forward(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        ways: int | None = None,
+    ) -> torch.Tensor:
+        return per_task(
+            lambda sx, sy, qx: self._one(sx, sy, qx, ways), support_x, support_y, query_x
+        )
