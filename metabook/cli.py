@@ -3,6 +3,7 @@ methods::
 
     metabook train --method protonet --dataset omniglot:background_small1+background_small2 \\
         --ways 20 --shots 1 --queries 5 --steps 2000 --out runs/protonet
+    metabook train --config omniglot_small1 --out runs/small1
     metabook train --resume runs/protonet [--steps 4000]
     metabook eval --checkpoint runs/protonet/best.pt --dataset omniglot:background_small2 \\
         --ways 5 --shots 1 --episodes 600
@@ -32,9 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from metabook import recipes
 from metabook._version import __version__
 from metabook.checkpoints import Checkpoint
-from metabook.config import DataConfig, RunConfig, TrainConfig
+from metabook.config import SCHEMA_VERSION, DataConfig, RunConfig, TrainConfig
 from metabook.data.episodes import EpisodeSampler
 from metabook.data.omniglot import OmniglotOneShotRuns
 from metabook.evaluation import evaluate
@@ -50,6 +52,7 @@ ISSUES = "https://github.com/metabook/metabook/issues"
 RESUME_OPTIONS = {"steps", "device", "quiet", "data_root", "debug"}
 EXAMPLES = """examples:
   metabook train --method protonet --ways 20 --queries 5 --steps 2000 --out runs/protonet
+  metabook train --config omniglot_small1 --out runs/small1
   metabook train --resume runs/protonet --steps 4000
   metabook eval --checkpoint runs/protonet/best.pt --ways 5 --shots 1
   metabook eval-runs --checkpoint runs/protonet/best.pt
@@ -104,6 +107,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """Comma-separated names."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
+    return names
+
+
 def _option(
     p: argparse.ArgumentParser,
     defaults: dict[str, Any],
@@ -143,33 +154,40 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else None
 
 
+#: Where each option of ``metabook train`` goes in a run configuration: (section, field).
+_CONFIG_FIELDS: dict[str, tuple[str | None, str]] = {
+    **{name: (None, name) for name in ("method", "ways", "shots", "queries", "train_ways")},
+    **{
+        name: ("data", name)
+        for name in (
+            "dataset",
+            "image_size",
+            "rotations",
+            "augment",
+            "within_alphabet",
+            "val_fraction",
+            "val_alphabets",
+        )
+    },
+    **{
+        name: ("train", name)
+        for name in ("steps", "meta_batch", "lr", "val_episodes", "val_every", "seed", "grad_clip")
+    },
+}
+
+
 def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig:
-    """The run configuration of ``metabook train``'s arguments."""
-    return RunConfig(
-        method=args.method,
-        ways=args.ways,
-        shots=args.shots,
-        queries=args.queries,
-        train_ways=args.train_ways,
-        data=DataConfig(
-            dataset=args.dataset,
-            image_size=args.image_size,
-            rotations=args.rotations,
-            augment=args.augment,
-            within_alphabet=args.within_alphabet,
-            val_fraction=args.val_fraction,
-        ),
-        train=TrainConfig(
-            steps=args.steps,
-            meta_batch=args.meta_batch,
-            lr=args.lr,
-            val_episodes=args.val_episodes,
-            val_every=args.val_every,
-            seed=args.seed,
-            grad_clip=args.grad_clip,
-        ),
-        command="metabook " + " ".join(argv),
-    )
+    """The run configuration of ``metabook train``'s arguments: the ``--config`` recipe, if
+    any, with the options given on the command line replacing its values."""
+    table: dict[str, Any] = recipes.read(args.config) if "config" in args.given else {}
+    for name, (section, key) in _CONFIG_FIELDS.items():
+        if name in args.given:
+            target = table if section is None else table.setdefault(section, {})
+            target[key] = getattr(args, name)
+    if "method" not in table:
+        raise _InputError(f"the recipe {args.config} names no method: give --method")
+    table.update(command="metabook " + " ".join(argv), schema=SCHEMA_VERSION)
+    return RunConfig.from_dict(table)
 
 
 def _resumed_config(args: argparse.Namespace) -> RunConfig:
@@ -201,12 +219,13 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     if "resume" in args.given:
         config, out = _resumed_config(args), Path(args.resume)
     else:
-        missing = [flag for flag in ("method", "out") if flag not in args.given]
+        needed = ("out",) if "config" in args.given else ("method", "out")
+        missing = [flag for flag in needed if flag not in args.given]
         if missing:
             raise _InputError(
                 "the following arguments are required: "
                 + ", ".join("--" + flag for flag in missing)
-                + " (or --resume FOLDER to continue a run)"
+                + " (or --config RECIPE, or --resume FOLDER to continue a run)"
             )
         config, out = _config_from_args(args, argv), Path(args.out)
     resume = "resume" in args.given
@@ -328,6 +347,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _option(
         train, d, "--method", None, "the method (see: metabook methods)", choices=list(LEARNERS)
     )
+    _option(
+        train,
+        d,
+        "--config",
+        None,
+        "a recipe: a packaged one by name (" + ", ".join(recipes.names()) + ") or a .toml "
+        "file; the options given here replace its values",
+        metavar="RECIPE",
+    )
     _option(train, d, "--out", None, "new folder for last.pt and best.pt")
     _option(train, d, "--resume", None, "continue the run in this folder", metavar="FOLDER")
     _option(train, d, "--overwrite", False, "replace the run --out holds", action="store_true")
@@ -374,6 +402,16 @@ def _add_train_data(train: argparse.ArgumentParser, d: dict[str, Any]) -> None:
         DataConfig.val_fraction,
         "fraction of the classes held out for validation",
         type=_fraction,
+    )
+    _option(
+        train,
+        d,
+        "--val-alphabets",
+        None,
+        "validate on these alphabets (comma-separated), held out of training, with "
+        "episodes inside one alphabet as in the official runs (instead of --val-fraction)",
+        type=_names,
+        metavar="NAMES",
     )
     _option(
         train,

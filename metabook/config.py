@@ -41,7 +41,11 @@ class DataConfig:
     ``dataset`` is ``"omniglot:SPLIT[+SPLIT...]"``; ``image_size`` and ``in_channels`` fix the
     backbone's input; ``rotations`` adds rotated characters as new classes, ``augment``
     distorts every training image, ``within_alphabet`` draws each training episode inside
-    one alphabet; ``val_fraction`` of the classes are held out for validation."""
+    one alphabet. Validation holds out either ``val_fraction`` of the classes, drawn at
+    random (rotated copies of a held-out character are held out with it), or, when
+    ``val_alphabets`` names some, those whole alphabets: the learner never sees them, and
+    the validation episodes are drawn within one of them, as the official one-shot runs
+    are (``val_fraction`` is then unused)."""
 
     dataset: str = "omniglot:background_small1+background_small2"
     image_size: int = 28
@@ -50,6 +54,13 @@ class DataConfig:
     augment: bool = False
     within_alphabet: bool = False
     val_fraction: float = 0.2
+    val_alphabets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = self.val_alphabets
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"val_alphabets must be a list of alphabet names, got {names!r}")
+        object.__setattr__(self, "val_alphabets", tuple(names))
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,33 @@ def load_dataset(
 
 
 def _split(config: RunConfig, data: Omniglot) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training and validation classes (a seeded split of every class)."""
-    fraction = config.data.val_fraction
-    train, val = split_classes(len(data.classes), [1 - fraction, fraction], seed=config.train.seed)
+    """The training and validation classes: the named validation alphabets (their
+    unrotated characters), or a seeded fraction of the characters; either way the rotated
+    copies of a validation character never reach training."""
+    base = torch.tensor([name.count("/") == 1 for name in data.classes])  # not a rotation
+    position = {name: i for i, name in enumerate(data.classes)}
+    character = torch.tensor([position["/".join(name.split("/")[:2])] for name in data.classes])
+    names = config.data.val_alphabets
+    if names:
+        unknown = sorted(set(names) - set(data.alphabets))
+        if unknown:
+            raise ValueError(
+                f"validation alphabets {unknown} are not in {config.data.dataset}, whose "
+                f"alphabets are {data.alphabets}"
+            )
+        if len(set(names)) == len(data.alphabets):
+            raise ValueError("every alphabet is held out for validation: none is left to train on")
+        held = torch.tensor([data.alphabets.index(name) for name in names])
+        val_character = torch.isin(data.class_alphabet, held)
+    else:
+        fraction = config.data.val_fraction
+        characters = torch.nonzero(base).squeeze(1)
+        _, val = split_classes(len(characters), [1 - fraction, fraction], seed=config.train.seed)
+        val_character = torch.zeros(len(data.classes), dtype=torch.bool)
+        val_character[characters[val]] = True
+    val_class = val_character[character]
+    train = torch.nonzero(~val_class).squeeze(1)
+    val = torch.nonzero(val_class & base).squeeze(1)
     return train, val
 
 
@@ -76,14 +100,22 @@ def validation_episodes(
     count = config.train.val_episodes
     if not count:
         return None, "no validation (0 validation episodes): best.pt will not be written"
-    if classes.numel() < config.ways:
+    if classes.numel() < config.ways and not config.data.val_alphabets:
         raise ValueError(
             f"the validation part has {classes.numel()} classes, fewer than the {config.ways} "
             "ways of an episode: lower the ways, raise the validation fraction, or train "
             "without validation (0 validation episodes)"
         )
     groups, note = None, None
-    if config.data.within_alphabet:
+    if config.data.val_alphabets:  # mirror the official runs: each episode in one alphabet
+        largest = int(torch.bincount(data.class_alphabet[classes]).max())
+        if largest < config.ways:
+            raise ValueError(
+                f"no validation alphabet has {config.ways} characters (the largest has "
+                f"{largest}): hold out a larger alphabet for {config.ways}-way episodes"
+            )
+        groups = data.class_alphabet
+    elif config.data.within_alphabet:
         largest = int(torch.bincount(data.class_alphabet[classes]).max())
         if largest >= config.ways:
             groups = data.class_alphabet

@@ -105,7 +105,8 @@ def test_the_console_script_is_declared_and_the_module_runs():
 
 def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatch):
     """--within-alphabet draws every training episode from one alphabet; --augment distorts
-    the images; both are recorded in the checkpoint's preprocessing."""
+    the images; --val-alphabets holds an alphabet out of training and validates within it;
+    all are recorded in the checkpoint's configuration."""
     import metabook.runs as runs
 
     seen = {}
@@ -120,7 +121,7 @@ def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatc
     status, out, err = run(
         capsys,
         f"train --method protonet --dataset omniglot:evaluation --data-root {fixture_root} "
-        "--ways 3 --shots 1 --queries 1 --steps 2 --val-fraction 0.25 --val-episodes 2 "
+        "--ways 3 --shots 1 --queries 1 --steps 2 --val-alphabets Kannada --val-episodes 2 "
         f"--augment --within-alphabet --rotations --out {out_dir} --device cpu --quiet",
     )
     assert status == 0, err
@@ -130,15 +131,19 @@ def test_train_recipe_options_reach_the_sampler(fixture_root, capsys, monkeypatc
         episode = tasks.sample(1)
         alphabets = data.class_alphabet[episode.info["classes"][0]]
         assert alphabets.unique().numel() == 1
+        assert data.alphabets[int(alphabets[0])] != "Kannada"  # held out, rotations too
         # the images are distorted copies: no support image equals its dataset image
         originals = data.images[episode.info["indices"][0, :, 0]]
         assert not torch.allclose(episode.support_x[0], originals)
     for episode in seen["val"]:  # validation episodes are the data as it is, within alphabet
         originals = data.images[episode.info["indices"][:, 0]]
         assert torch.equal(episode.support_x, originals)
-        assert data.class_alphabet[episode.info["classes"]].unique().numel() == 1
+        names = {data.classes[c] for c in episode.info["classes"].tolist()}
+        assert {name.split("/")[0] for name in names} == {"Kannada"}
+        assert all(name.count("/") == 1 for name in names)  # unrotated characters
     _, config = mb.load_run(out_dir / "last.pt")
     assert config.data.augment is True and config.data.within_alphabet is True
+    assert config.data.val_alphabets == ("Kannada",)
 
 
 def test_eval_runs_baseline_reproduces_the_official_demo(data_root, capsys):

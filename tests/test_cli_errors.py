@@ -109,7 +109,7 @@ def test_bad_evaluation_commands_are_one_line(capsys, command, phrase):
 def test_train_needs_a_method_and_a_folder_unless_it_resumes(root, capsys):
     status, _, err = metabook(capsys, f"train --ways 3 --data-root {root}")
     assert_one_line_error(
-        status, err, "required: --method, --out (or --resume FOLDER to continue a run)"
+        status, err, "required: --method, --out (or --config RECIPE, or --resume FOLDER"
     )
 
 

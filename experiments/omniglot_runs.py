@@ -1,0 +1,146 @@
+"""Train a recipe with several seeds, score it on validation, and (once) on the official runs.
+
+The protocol of the book's Omniglot experiments (chapter "Siamese networks and prototype
+losses"): a recipe (a packaged name such as ``omniglot_small1`` or a ``.toml`` file) is
+trained once per seed with ``metabook.runs.train_run``; each ``best.pt`` (chosen by the
+recipe's own validation) is scored on ``--val-episodes`` 20-way 1-shot episodes drawn
+inside the recipe's held-out validation alphabets (the figure every choice is made on);
+``--test`` also scores the 20 official one-shot runs of Lake et al. (2015), the test set,
+which is done once for a finished recipe and never used to choose::
+
+    python experiments/omniglot_runs.py omniglot_small1 --seeds 0 1 2            # choose
+    python experiments/omniglot_runs.py omniglot_small1 --seeds 0 1 2 --test     # report
+    python experiments/omniglot_runs.py omniglot_small1 --set data.image_size=56 --name small1-56px
+
+Training is resumable: a seed whose ``last.pt`` reached its steps is not retrained, one
+that stopped is resumed. The result is written atomically to
+``experiments/results/NAME.json`` with the command, the configuration, the seeds, each
+seed's figures, the mean over seeds with Student's t interval of the per-seed means, the
+device, the versions and the date; an existing result is replaced only with
+``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import metabook as mb
+from metabook import recipes
+from metabook.data import EpisodeSampler
+from metabook.data.omniglot import OmniglotOneShotRuns
+from metabook.files import atomic_write
+from metabook.runs import load_dataset, train_run
+
+HERE = Path(__file__).resolve().parent
+
+
+def _value(text: str) -> Any:
+    """A ``--set`` value: TOML's syntax for numbers, booleans, strings and lists."""
+    return recipes.tomllib.loads(f"v = {text}")["v"]
+
+
+def configure(recipe: str, sets: list[str]) -> mb.RunConfig:
+    """The recipe with ``--set section.field=value`` changes."""
+    table = recipes.read(recipe)
+    for item in sets:
+        key, _, text = item.partition("=")
+        *sections, name = key.split(".")
+        target = table
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = _value(text)
+    return mb.RunConfig.from_dict({**table, "schema": mb.SCHEMA_VERSION})
+
+
+def validation_accuracy(
+    learner: mb.FewShotLearner, config: mb.RunConfig, episodes: int, device: torch.device
+) -> mb.EvalResult:
+    """20-way 1-shot accuracy inside the recipe's held-out validation alphabets (unrotated
+    characters, the data as it is), on episodes seeded apart from training's."""
+    data = load_dataset(config.data.dataset, None, config.data.image_size)
+    held = set(config.data.val_alphabets)
+    if not held:
+        raise SystemExit("the recipe names no validation alphabets (data.val_alphabets)")
+    classes = [c for c, name in enumerate(data.classes) if name.split("/")[0] in held]
+    sampler = EpisodeSampler(data, 20, 1, 5, classes=classes, groups=data.class_alphabet)
+    return mb.evaluate(learner, sampler.episodes(episodes, seed=10_000), device=device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="a packaged recipe name or a .toml file")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    parser.add_argument("--name", help="name of the result (default: the recipe's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--val-episodes", type=int, default=600)
+    parser.add_argument("--test", action="store_true", help="also score the official runs")
+    parser.add_argument("--runs-dir", default="runs/experiments", help="where checkpoints go")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args()
+
+    name = args.name or Path(args.recipe).stem
+    out = HERE / "results" / f"{name}.json"
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists: give --overwrite to replace it, or another --name")
+    base = configure(args.recipe, args.set)
+    device = mb.pick_device(args.device)
+    runs = OmniglotOneShotRuns(image_size=base.data.image_size) if args.test else None
+    seeds = []
+    for seed in args.seeds:
+        config = base.replace(train=replace(base.train, seed=seed))
+        folder = Path(args.runs_dir) / name / f"seed{seed}"
+        last = folder / "last.pt"
+        done = last.exists() and mb.Checkpoint.read(last).step >= config.train.steps
+        started = time.perf_counter()
+        if not done:
+            train_run(config, folder, device=device, progress=False, resume=last.exists())
+        minutes = (time.perf_counter() - started) / 60
+        learner, _ = mb.load_run(folder / "best.pt")
+        learner.to(device)
+        val = validation_accuracy(learner, config, args.val_episodes, device)
+        record: dict[str, Any] = {
+            "seed": seed,
+            "best_step": mb.Checkpoint.read(folder / "best.pt").step,
+            "validation": val.mean,
+            "validation_ci95": val.ci95,
+            "train_minutes": round(minutes, 2) if not done else None,
+        }
+        if runs is not None:
+            test = mb.evaluate(learner, runs, device=device)
+            record.update(test=test.mean, test_ci95_runs=test.ci95)
+        seeds.append(record)
+        print(json.dumps(record), flush=True)
+
+    def over_seeds(key: str) -> dict[str, float]:
+        mean, ci95 = mb.mean_confidence_interval(torch.tensor([s[key] for s in seeds]))
+        return {"mean": mean, "ci95": ci95}
+
+    result = {
+        "name": name,
+        "command": "python experiments/omniglot_runs.py " + " ".join(sys.argv[1:]),
+        "config": base.replace(command="").to_dict(),
+        "seeds": seeds,
+        "validation": over_seeds("validation") if len(seeds) > 1 else None,
+        "test": over_seeds("test") if runs is not None and len(seeds) > 1 else None,
+        "device": f"{device.type}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads",
+        "versions": {"metabook": mb.__version__, "torch": torch.__version__},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(result, indent=1) + "\n"))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Training recipes: a run's configuration as a TOML file, shipped with the package.
+
+A recipe holds the fields of :class:`~metabook.config.RunConfig` (``method``, ``ways``,
+``shots``, ``queries``, ``train_ways``) and its sections ``[hyper]``, ``[backbone]``,
+``[data]`` and ``[train]``, each with the fields of its dataclass; what it leaves out takes
+the defaults. ``metabook train --config NAME`` trains one (options given on the command
+line override the file, and the checkpoint records the merged configuration)::
+
+    config = metabook.recipes.load("omniglot_small1")
+    metabook.runs.train_run(config, "runs/small1")
+
+The packaged recipes (:func:`names`) are the book's chosen recipes for Omniglot's two
+minimal splits, each chosen on validation alphabets held out of its split (chapter
+"Siamese networks and prototype losses" tells how); a path to any ``.toml`` file works too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from metabook.config import SCHEMA_VERSION, RunConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["load", "names", "read"]
+
+
+def names() -> list[str]:
+    """The names of the packaged recipes."""
+    folder = resources.files(__name__)
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+def read(recipe: str | os.PathLike[str]) -> dict[str, Any]:
+    """The table of a recipe: a packaged one by name, or a ``.toml`` file by path. An
+    unknown name, an unreadable file or invalid TOML is a :class:`ValueError` (or
+    :class:`OSError`) that says which."""
+    path = Path(recipe)
+    if path.suffix == ".toml" or path.exists():
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    else:
+        packaged = resources.files(__name__) / f"{recipe}.toml"
+        if not packaged.is_file():
+            raise ValueError(
+                f"no recipe named {str(recipe)!r}: the packaged recipes are "
+                f"{', '.join(names())} (or give the path of a .toml file)"
+            )
+        text, where = packaged.read_text(encoding="utf-8"), f"recipe {recipe}"
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{where} is not valid TOML: {err}") from err
+    for key in ("command", "schema"):
+        if key in table:
+            raise ValueError(f"{where} sets {key!r}, which a run writes itself: remove it")
+    return table
+
+
+def load(recipe: str | os.PathLike[str], **overrides: Any) -> RunConfig:
+    """The :class:`~metabook.config.RunConfig` of a recipe (see :func:`read`), checked:
+    unknown fields are an error that names the known ones."""
+    table = read(recipe)
+    table.update(overrides)
+    return RunConfig.from_dict({**table, "schema": SCHEMA_VERSION})
