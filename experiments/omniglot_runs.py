@@ -65,14 +65,17 @@ def configure(recipe: str, sets: list[str]) -> mb.RunConfig:
 def validation_accuracy(
     learner: mb.FewShotLearner, config: mb.RunConfig, episodes: int, device: torch.device
 ) -> mb.EvalResult:
-    """20-way 1-shot accuracy inside the recipe's held-out validation alphabets (unrotated
-    characters, the data as it is), on episodes seeded apart from training's."""
+    """Accuracy on the recipe's episodes (20-way 1-shot in the packaged recipes) drawn
+    inside its held-out validation alphabets (unrotated characters, the data as it is),
+    seeded apart from training's episodes."""
     data = load_dataset(config.data.dataset, None, config.data.image_size)
     held = set(config.data.val_alphabets)
     if not held:
         raise SystemExit("the recipe names no validation alphabets (data.val_alphabets)")
     classes = [c for c, name in enumerate(data.classes) if name.split("/")[0] in held]
-    sampler = EpisodeSampler(data, 20, 1, 5, classes=classes, groups=data.class_alphabet)
+    sampler = EpisodeSampler(
+        data, config.ways, config.shots, config.queries, classes=classes, groups=data.class_alphabet
+    )
     return mb.evaluate(learner, sampler.episodes(episodes, seed=10_000), device=device)
 
 

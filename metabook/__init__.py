@@ -10,7 +10,8 @@ as the book is:
   model-based) and the one inner loop; :mod:`metabook.rl`: fast adaptation of policies;
 * :mod:`metabook.evaluation` and :mod:`metabook.training`: the protocol and the loop
   shared by every learner; :mod:`metabook.checkpoints`, :mod:`metabook.config`,
-  :mod:`metabook.registry` and :mod:`metabook.runs`: runs that can be rebuilt;
+  :mod:`metabook.registry`, :mod:`metabook.runs` and :mod:`metabook.recipes`: runs that can be
+  rebuilt, and the book's recipes;
 * :mod:`metabook.runtime`: devices, seeds and the chapters' preamble; :mod:`metabook.cli`:
   the ``metabook`` command.
 
@@ -31,6 +32,7 @@ from metabook import (  # noqa: I001
     files,
     learners,
     models,
+    recipes,
     registry,
     rl,
     runs,
@@ -130,6 +132,7 @@ __all__ = [
     "files",
     "learners",
     "models",
+    "recipes",
     "registry",
     "rl",
     "runs",

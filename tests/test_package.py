@@ -27,6 +27,7 @@ LAYERS = {
     "metabook.files": 0,
     "metabook.runtime": 0,
     "metabook.config": 0,
+    "metabook.recipes": 1,
     "metabook.data": 1,
     "metabook.models": 2,
     "metabook.learners": 3,

@@ -46,6 +46,10 @@ def test_the_sdist_and_the_wheel_hold_the_package_and_its_metadata(dist):
         names = archive.namelist()
         metadata = archive.read(f"metabook_ml-{version}.dist-info/METADATA").decode()
     assert "metabook/py.typed" in names and "metabook/registry.py" in names
+    assert {
+        "metabook/_recipes/omniglot_small1.toml",
+        "metabook/_recipes/omniglot_small2.toml",
+    } <= set(names)
     assert not any(n.startswith(("tests/", "chapters/", "book/")) for n in names)
     assert "License-Expression: MIT" in metadata
     assert "Classifier: Programming Language :: Python :: 3.13" in metadata
@@ -84,6 +88,8 @@ def test_the_wheel_alone_runs_the_readme_and_the_command(fresh_venv, data_root, 
     assert (tmp_path / "runs" / "demo" / "last.pt").exists()
     help_text = run(fresh_venv / "bin" / "metabook", "--help").stdout
     assert "train" in help_text and "eval-runs" in help_text
+    recipe = "import metabook; print(metabook.recipes.load('omniglot_small1').data.dataset)"
+    assert run(python, "-c", recipe).stdout.strip() == "omniglot:background_small1"
 
 
 def test_a_chapter_runs_with_what_colab_adds(fresh_venv, data_root, tmp_path):

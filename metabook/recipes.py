@@ -1,6 +1,6 @@
 """Training recipes: a run's configuration as a TOML file, shipped with the package.
 
-A recipe holds the fields of :class:`~metabook.config.RunConfig` (``method``, ``ways``,
+The packaged ones are the files of ``metabook/_recipes/``. A recipe holds the fields of :class:`~metabook.config.RunConfig` (``method``, ``ways``,
 ``shots``, ``queries``, ``train_ways``) and its sections ``[hyper]``, ``[backbone]``,
 ``[data]`` and ``[train]``, each with the fields of its dataclass; what it leaves out takes
 the defaults. ``metabook train --config NAME`` trains one (options given on the command
@@ -34,7 +34,7 @@ __all__ = ["load", "names", "read"]
 
 def names() -> list[str]:
     """The names of the packaged recipes."""
-    folder = resources.files(__name__)
+    folder = resources.files("metabook") / "_recipes"
     return sorted(
         entry.name.removesuffix(".toml")
         for entry in folder.iterdir()
@@ -50,7 +50,7 @@ def read(recipe: str | os.PathLike[str]) -> dict[str, Any]:
     if path.suffix == ".toml" or path.exists():
         text, where = path.read_text(encoding="utf-8"), str(path)
     else:
-        packaged = resources.files(__name__) / f"{recipe}.toml"
+        packaged = resources.files("metabook") / "_recipes" / f"{recipe}.toml"
         if not packaged.is_file():
             raise ValueError(
                 f"no recipe named {str(recipe)!r}: the packaged recipes are "
