@@ -1,10 +1,11 @@
 """Training recipes: a run's configuration as a TOML file, shipped with the package.
 
-The packaged ones are the files of ``metabook/_recipes/``. A recipe holds the fields of :class:`~metabook.config.RunConfig` (``method``, ``ways``,
-``shots``, ``queries``, ``train_ways``) and its sections ``[hyper]``, ``[backbone]``,
-``[data]`` and ``[train]``, each with the fields of its dataclass; what it leaves out takes
-the defaults. ``metabook train --config NAME`` trains one (options given on the command
-line override the file, and the checkpoint records the merged configuration)::
+The packaged ones are the files of ``metabook/_recipes/``. A recipe holds the fields of
+:class:`~metabook.config.RunConfig` (``method``, ``ways``, ``shots``, ``queries``,
+``train_ways``) and its sections ``[hyper]``, ``[backbone]``, ``[data]`` and ``[train]``,
+each with the fields of its dataclass; what it leaves out takes the defaults. ``metabook
+train --config NAME`` trains one (options given on the command line override the file, and
+the checkpoint records the merged configuration)::
 
     config = metabook.recipes.load("omniglot_small1")
     metabook.runs.train_run(config, "runs/small1")

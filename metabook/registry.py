@@ -33,6 +33,7 @@ from metabook.learners.model_based.mann import MANN
 from metabook.learners.optimisation.maml import MAML, MetaSGD
 from metabook.learners.optimisation.meta_lstm import MetaLSTM
 from metabook.learners.optimisation.reptile import Reptile
+from metabook.learners.transfer import TransferBaseline
 from metabook.models import Conv4
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
     "resolve",
 ]
 
-FAMILIES = ("metric", "optimisation", "model-based")
+FAMILIES = ("metric", "optimisation", "model-based", "transfer")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class Method:
     Attributes:
         name: what ``--method`` and :class:`~metabook.config.RunConfig` call it.
         learner: the learner class.
-        family: ``"metric"``, ``"optimisation"`` or ``"model-based"`` (the book's parts).
+        family: ``"metric"``, ``"optimisation"`` or ``"model-based"`` (the book's parts), or
+            ``"transfer"`` for the baselines that are not meta-learned.
         summary: one line for the command line's help and the API page, with its source.
         hyper: default hyper-parameters, passed to the learner's constructor.
         backbone: the default backbone (a :class:`~metabook.config.BackboneConfig`).
@@ -137,6 +139,20 @@ LEARNERS: Mapping[str, Method] = MappingProxyType(
                 "Transformer that learns in context (chapter 'Model-based meta-learning')",
                 {},
                 BackboneConfig(norm="layer"),
+            ),
+            Method(
+                "transfer",
+                TransferBaseline,
+                "transfer",
+                "classifier on every training class, nearest centroid (Wang et al., 2019)",
+                {"head": "centroid"},
+            ),
+            Method(
+                "transfer-probe",
+                TransferBaseline,
+                "transfer",
+                "classifier on every training class, linear probe (Chen et al., 2019)",
+                {"head": "probe"},
             ),
         )
     }

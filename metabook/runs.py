@@ -19,7 +19,7 @@ from metabook.config import RunConfig
 from metabook.data.augment import AugmentedTasks, RandomAffine
 from metabook.data.episodes import Episode, EpisodeSampler, TaskSource, split_classes
 from metabook.data.omniglot import Omniglot
-from metabook.registry import build_learner, resolve
+from metabook.registry import LEARNERS, build_learner, hyper_parameters, resolve
 from metabook.runtime import seed_everything
 from metabook.training import TrainHistory, check_folder, meta_train
 
@@ -152,6 +152,9 @@ def train_run(
     data = load_dataset(
         config.data.dataset, data_root, config.data.image_size, config.data.rotations
     )
+    if "num_classes" in hyper_parameters(LEARNERS[config.method].learner):
+        # a classifier over the dataset's classes (a transfer baseline) is sized from it
+        config = config.replace(hyper={"num_classes": len(data.classes), **config.hyper})
     train_classes, val_classes = _split(config, data)
     tasks = training_tasks(config, data, train_classes)
     val, note = validation_episodes(config, data, val_classes)

@@ -157,3 +157,17 @@ def test_eval_runs_baseline_reproduces_the_official_demo(data_root, capsys):
     assert len(errors) == 20 and all(e % 5 == 0 for e in errors)  # 20 queries per run
     assert sum(errors) / 20 == 38.75
     assert "average error 38.8% over 20 runs" in out
+
+
+def test_a_transfer_baseline_is_sized_from_the_dataset(fixture_root, capsys):
+    """metabook train sets the classifier's classes to the dataset's (12 characters here)
+    and records them, so the checkpoint rebuilds it."""
+    out_dir = fixture_root / "transfer"
+    status, _, err = run(
+        capsys,
+        f"train --method transfer --dataset omniglot:evaluation --data-root {fixture_root} "
+        f"--ways 3 --queries 1 --steps 2 --val-episodes 0 --out {out_dir} --device cpu --quiet",
+    )
+    assert status == 0, err
+    learner, config = mb.load_run(out_dir / "last.pt")
+    assert config.hyper["num_classes"] == 12 and learner.classifier.out_features == 12

@@ -8,7 +8,9 @@
 * :mod:`~metabook.learners.metric`: Siamese networks, Matching Networks and Prototypical
   Networks (chapter "Siamese networks and prototype losses");
 * :mod:`~metabook.learners.model_based`: the MANN and the in-context Transformer (chapter
-  "Model-based meta-learning").
+  "Model-based meta-learning");
+* :mod:`~metabook.learners.transfer`: the transfer baselines that meta-learners must beat
+  (chapter "Siamese networks and prototype losses").
 
 :mod:`metabook.registry` names the ones the command line trains.
 """
@@ -57,6 +59,7 @@ from metabook.learners.optimisation import (
     without_running_stats,
 )
 from metabook.learners.sgd import LossFn, Params, StepLoss, gradients, inner_loop, sgd_step
+from metabook.learners.transfer import TransferBaseline, centred_unit
 
 __all__ = [
     "FewShotLearner",
@@ -100,4 +103,6 @@ __all__ = [
     "gradients",
     "inner_loop",
     "sgd_step",
+    "TransferBaseline",
+    "centred_unit",
 ]
