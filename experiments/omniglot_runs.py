@@ -79,7 +79,7 @@ def validation_accuracy(
     return mb.evaluate(learner, sampler.episodes(episodes, seed=10_000), device=device)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", help="a packaged recipe name or a .toml file")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
@@ -88,12 +88,13 @@ def main() -> None:
     parser.add_argument("--val-episodes", type=int, default=600)
     parser.add_argument("--test", action="store_true", help="also score the official runs")
     parser.add_argument("--runs-dir", default="runs/experiments", help="where checkpoints go")
+    parser.add_argument("--results-dir", default=str(HERE / "results"), help="where JSON goes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     name = args.name or Path(args.recipe).stem
-    out = HERE / "results" / f"{name}.json"
+    out = Path(args.results_dir) / f"{name}.json"
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists: give --overwrite to replace it, or another --name")
     base = configure(args.recipe, args.set)
@@ -131,7 +132,8 @@ def main() -> None:
 
     result = {
         "name": name,
-        "command": "python experiments/omniglot_runs.py " + " ".join(sys.argv[1:]),
+        "command": "python experiments/omniglot_runs.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "config": base.replace(command="").to_dict(),
         "seeds": seeds,
         "validation": over_seeds("validation") if len(seeds) > 1 else None,

@@ -1,0 +1,65 @@
+"""experiments/omniglot_runs.py on a tiny recipe: what CI can afford of the real protocol."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import metabook as mb
+from tests.conftest import write_omniglot_split, write_one_shot_runs
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "omniglot_runs.py"
+
+
+@pytest.fixture
+def experiments():
+    spec = importlib.util.spec_from_file_location("omniglot_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypatch, experiments):
+    root = tmp_path / "data"
+    alphabets = {"Atlantean": 4, "Kannada": 4, "Oriya": 4}
+    write_omniglot_split(root / "omniglot", "evaluation", alphabets, drawers=4,
+                         monkeypatch=monkeypatch)  # fmt: skip
+    write_one_shot_runs(root / "omniglot")
+    monkeypatch.setenv("METABOOK_DATA", str(root))
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(
+        'method = "protonet"\nways = 3\nqueries = 2\n[data]\ndataset = "omniglot:evaluation"\n'
+        'val_alphabets = ["Kannada"]\n[train]\nsteps = 2\nval_every = 1\nval_episodes = 2\n'
+    )
+    results = tmp_path / "results"
+    argv = [str(recipe), "--seeds", "0", "1", "--val-episodes", "4", "--test",
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]  # fmt: skip
+    experiments.main(argv)
+    result = json.loads((results / "tiny.json").read_text())
+    assert [s["seed"] for s in result["seeds"]] == [0, 1]
+    assert result["config"]["data"]["val_alphabets"] == ["Kannada"]
+    for seed in result["seeds"]:
+        assert seed["train_minutes"] is not None and seed["best_step"] in (1, 2)
+        # the fixture's test items are copies of their class images: every run is right
+        assert seed["test"] == 1.0
+    values = torch.tensor([s["validation"] for s in result["seeds"]])
+    mean, ci95 = mb.mean_confidence_interval(values)
+    assert result["validation"] == {"mean": mean, "ci95": ci95}
+    assert result["test"] == {"mean": 1.0, "ci95": 0.0}
+    assert result["command"].startswith("python experiments/omniglot_runs.py ")
+    assert {"date", "device", "versions"} <= set(result)
+
+    # an existing result is never silently replaced
+    before = (results / "tiny.json").read_bytes()
+    with pytest.raises(SystemExit, match="exists: give --overwrite"):
+        experiments.main(argv)
+    assert (results / "tiny.json").read_bytes() == before
+    # with --overwrite, finished seeds are not trained again, and score the same
+    experiments.main([*argv, "--overwrite"])
+    again = json.loads((results / "tiny.json").read_text())
+    assert [s["train_minutes"] for s in again["seeds"]] == [None, None]
+    assert again["validation"] == result["validation"]
