@@ -6,7 +6,9 @@ trained once per seed with ``metabook.runs.train_run``; each ``best.pt`` (chosen
 recipe's own validation) is scored on ``--val-episodes`` 20-way 1-shot episodes drawn
 inside the recipe's held-out validation alphabets (the figure every choice is made on);
 ``--test`` also scores the 20 official one-shot runs of Lake et al. (2015), the test set,
-which is done once for a finished recipe and never used to choose::
+which is done once for a finished recipe and never used to choose: with all 20 queries of
+a run at once (``test``: the backbone's batch statistics see them together) and with each
+query alone beside the support set (``test_inductive``)::
 
     python experiments/omniglot_runs.py omniglot_small1 --seeds 0 1 2            # choose
     python experiments/omniglot_runs.py omniglot_small1 --seeds 0 1 2 --test     # report
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         }
         if runs is not None:
             test = mb.evaluate(learner, runs, device=device)
-            record.update(test=test.mean, test_ci95_runs=test.ci95)
+            alone = mb.evaluate(learner, runs, device=device, transductive=False)
+            record.update(test=test.mean, test_ci95_runs=test.ci95, test_inductive=alone.mean)
         seeds.append(record)
         print(json.dumps(record), flush=True)
 
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": seeds,
         "validation": over_seeds("validation") if len(seeds) > 1 else None,
         "test": over_seeds("test") if runs is not None and len(seeds) > 1 else None,
+        "test_inductive": over_seeds("test_inductive")
+        if runs is not None and len(seeds) > 1
+        else None,
         "device": f"{device.type}: {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads",
         "versions": {"metabook": mb.__version__, "torch": torch.__version__},

@@ -289,10 +289,14 @@ def _eval(args: argparse.Namespace, argv: Sequence[str]) -> None:
     device = pick_device(args.device)
     learner.to(device)
     episodes = sampler.episodes(args.episodes, seed=args.seed)
-    result = evaluate(learner, episodes, device=device, progress=_progress(args))
+    result = evaluate(
+        learner, episodes, device=device, progress=_progress(args), transductive=not args.inductive
+    )
     protocol = "within one alphabet" if args.within_alphabet else "across alphabets"
     if args.held_out:
         protocol += ", alphabets not seen in training"
+    if args.inductive:
+        protocol += ", each query alone"
     print(f"{config.method}, {args.ways}-way {args.shots}-shot ({protocol}): {result}")
 
 
@@ -313,9 +317,12 @@ def _eval_runs(args: argparse.Namespace, argv: Sequence[str]) -> None:
     runs = OmniglotOneShotRuns(root=root, image_size=image_size)
     device = pick_device(args.device)
     learner.to(device)
-    errors = 100 * (1 - evaluate(learner, runs, device=device).values)
+    result = evaluate(learner, runs, device=device, transductive=not args.inductive)
+    errors = 100 * (1 - result.values)
     for number, error in enumerate(errors.tolist(), start=1):
         print(f" run {number:2d} (error {error:.1f}%)")
+    if args.inductive:
+        name += " (each query alone)"
     print(
         f"{name}: average error {float(errors.mean()):.1f}% over {len(errors)} runs "
         f"(accuracy {100 - float(errors.mean()):.1f}%; the official demo's modified "
@@ -450,6 +457,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "only alphabets absent from the checkpoint's training dataset",
         action="store_true",
     )
+    _option(
+        ev,
+        d,
+        "--inductive",
+        False,
+        "classify each query alone with the support set (no query sees the others)",
+        action="store_true",
+    )
     _add_common(ev, d, seeded=True)
     ev.set_defaults(run=_eval, fill=d)
 
@@ -478,6 +493,14 @@ def _add_eval_runs(sub: argparse._SubParsersAction) -> None:
         "--runs",
         None,
         "folder holding all_runs.zip or all_runs/ (default: omniglot/ of the data root)",
+    )
+    _option(
+        runs,
+        d,
+        "--inductive",
+        False,
+        "classify each query alone with the support set (no query sees the others)",
+        action="store_true",
     )
     _add_common(runs, d, seeded=False)
     runs.set_defaults(run=_eval_runs, fill=d)

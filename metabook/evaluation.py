@@ -121,6 +121,7 @@ def evaluate(
     metric: str | Metric | None = None,
     progress: bool | None = False,
     higher_is_better: bool | None = None,
+    transductive: bool = True,
 ) -> EvalResult:
     """Evaluate ``learner`` on ``episodes`` (single episodes or batches).
 
@@ -130,6 +131,13 @@ def evaluate(
     ``(prediction, target)`` that returns one value per episode (then say whether higher
     is better). ``progress=None`` shows a progress bar unless ``METABOOK_PROGRESS=0``.
     Returns the mean and the 95% confidence interval over episodes.
+
+    ``transductive=True`` gives the learner all of an episode's queries at once, so a
+    backbone that normalises with batch statistics (the book's Conv4) lets each query's
+    prediction depend on the other queries. ``transductive=False`` predicts each query on
+    its own, with the whole support set (:meth:`~metabook.data.episodes.Episode.single_queries`):
+    Nichol et al. (2018)'s non-transductive setting, the fair one beside learners that never
+    look at other queries.
     """
     if isinstance(episodes, TaskSource):
         raise TypeError(
@@ -151,7 +159,7 @@ def evaluate(
                 raise ValueError("evaluation episodes need query_y")
             if chosen is None:
                 chosen = _metric(metric, episode.regression, higher_is_better)
-            score = chosen[0](learner.predict(episode), episode.query_y)
+            score = chosen[0](_predict(learner, episode, transductive), episode.query_y)
             values.append(torch.as_tensor(score).detach().cpu().reshape(-1))
     finally:
         learner.train(was_training)
@@ -160,6 +168,16 @@ def evaluate(
     stacked = torch.cat(values)
     mean, ci95 = mean_confidence_interval(stacked)
     return EvalResult(mean, ci95, stacked, chosen[1], chosen[2])
+
+
+def _predict(learner: FewShotLearner, episode: Episode, transductive: bool) -> torch.Tensor:
+    """The learner's predictions for an episode's queries: all at once, or one by one."""
+    if transductive:
+        return learner.predict(episode)
+    if episode.batched:
+        tasks = [episode.task(b) for b in range(episode.num_tasks)]
+        return torch.stack([_predict(learner, task, False) for task in tasks])
+    return torch.cat([learner.predict(one) for one in episode.single_queries()])
 
 
 @dataclass

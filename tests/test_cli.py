@@ -70,6 +70,9 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     assert [line.split("(")[0].strip() for line in lines[:3]] == ["run  1", "run  2", "run  3"]
     # in the fixture every test item is a copy of its class image: no errors
     assert lines[-1].startswith("protonet: average error 0.0% over 20 runs")
+    status, out, err = run(capsys, f"eval-runs {checkpoint} --data-root {fixture_root} --inductive")
+    assert status == 0, err
+    assert "protonet (each query alone): average error 0.0% over 20 runs" in out
 
 
 def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):

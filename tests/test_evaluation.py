@@ -162,3 +162,57 @@ def test_pairs_from_a_similarity_matrix():
     assert same.tolist() == [True, False, False, False, False, True]
     with pytest.raises(ValueError, match=r"\[3, 3\]"):
         pair_scores_by_identity(sim, torch.tensor([0, 1, 2]))
+
+
+class _QueryCounter(mb.FewShotLearner):
+    """Predicts class 0 for every query and records how many queries each call saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, support_x, support_y, query_x, ways=None):
+        self.seen.append(query_x.shape[-4])
+        return torch.zeros(*query_x.shape[:-3], ways or 2)
+
+
+def test_inductive_evaluation_shows_the_learner_one_query_at_a_time():
+    data = torch.utils.data.TensorDataset(torch.randn(40, 1, 4, 4), torch.arange(4).repeat(10))
+    episodes = EpisodeSampler(data, 2, 1, 3, seed=0).episodes(3)
+    counter = _QueryCounter()
+    together = mb.evaluate(counter, episodes)
+    assert counter.seen == [6, 6, 6]
+    counter.seen.clear()
+    alone = mb.evaluate(counter, episodes, transductive=False)
+    assert counter.seen == [1] * 18  # 3 episodes of 6 queries, each alone
+    torch.testing.assert_close(alone.values, together.values)  # class 0 is half right
+    assert together.mean == 0.5
+    # a batch of episodes is split into its tasks first
+    counter.seen.clear()
+    batch = EpisodeSampler(data, 2, 1, 3, seed=0).sample(batch_size=2)
+    mb.evaluate(counter, [batch], transductive=False)
+    assert counter.seen == [1] * 12
+
+
+def test_batch_statistics_make_a_protonet_transductive():
+    """With BatchNorm's batch statistics (the book's Conv4) a query's scores change with
+    the other queries; one at a time, they depend on the support set and the query only."""
+    mb.seed_everything(0)
+    learner = mb.ProtoNet(mb.models.Conv4(image_size=28)).eval()
+    episode = EpisodeSampler(
+        torch.utils.data.TensorDataset(torch.rand(60, 1, 28, 28), torch.arange(6).repeat(10)),
+        3, 1, 4, seed=0,
+    ).sample()  # fmt: skip
+    with torch.no_grad():
+        together = learner(episode.support_x, episode.support_y, episode.query_x)
+        first_pair = learner(episode.support_x, episode.support_y, episode.query_x[:2])
+        alone = torch.cat([learner(o.support_x, o.support_y, o.query_x)
+                           for o in episode.single_queries()])  # fmt: skip
+    assert not torch.allclose(together[:2], first_pair)  # other queries moved the scores
+    single = episode.single_queries()[5]
+    assert single.query_x.shape[0] == 1 and torch.equal(single.query_x[0], episode.query_x[5])
+    with torch.no_grad():
+        again = learner(single.support_x, single.support_y, single.query_x)
+    torch.testing.assert_close(again, alone[5:6])
+    with pytest.raises(ValueError, match="takes a single episode"):
+        Episode.stack([episode, episode]).single_queries()

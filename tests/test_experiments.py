@@ -49,7 +49,7 @@ def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypat
     values = torch.tensor([s["validation"] for s in result["seeds"]])
     mean, ci95 = mb.mean_confidence_interval(values)
     assert result["validation"] == {"mean": mean, "ci95": ci95}
-    assert result["test"] == {"mean": 1.0, "ci95": 0.0}
+    assert result["test"] == {"mean": 1.0, "ci95": 0.0} == result["test_inductive"]
     assert result["command"].startswith("python experiments/omniglot_runs.py ")
     assert {"date", "device", "versions"} <= set(result)
 

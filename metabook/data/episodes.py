@@ -189,6 +189,20 @@ class Episode:
             _batched=False,
         )
 
+    def single_queries(self) -> list[Episode]:
+        """One episode per query, each with the whole support set and that query alone:
+        for inductive evaluation, where no query can influence another's prediction (a
+        single episode only; split a batch with :meth:`task` first)."""
+        if self.batched:
+            raise ValueError("single_queries() takes a single episode: use task(b) first")
+        return [
+            self._copy(
+                query_x=self.query_x[i : i + 1],
+                query_y=None if self.query_y is None else self.query_y[i : i + 1],
+            )
+            for i in range(self.query_x.shape[0])
+        ]
+
     @staticmethod
     def stack(episodes: Sequence[Episode]) -> Episode:
         """Stack single episodes of equal shapes into a batch."""
