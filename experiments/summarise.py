@@ -1,0 +1,48 @@
+"""Print the results of ``experiments/omniglot_runs.py`` as a Markdown table::
+
+    python experiments/summarise.py small1-base small2-base small1-transfer
+
+One row per result: its validation figure (mean over seeds with Student's t interval of
+the per-seed means) and, where the official runs were scored, the test accuracy in both
+regimes (all queries of a run at once; each query alone), as percentages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def cell(entry: dict | None, seeds: list[dict], key: str) -> str:
+    """``mean ± interval`` over seeds, or the one seed's value."""
+    if entry is not None:
+        return f"{100 * entry['mean']:.1f} ± {100 * entry['ci95']:.1f}"
+    if key in seeds[0]:
+        return f"{100 * seeds[0][key]:.1f} (one seed)"
+    return "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("--results-dir", default=str(HERE / "results"))
+    args = parser.parse_args()
+    columns = ["result", "method", "data", "seeds", "validation", "test (runs together)"]
+    print("| " + " | ".join([*columns, "test (each query alone)"]) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.names:
+        r = json.loads((Path(args.results_dir) / f"{name}.json").read_text())
+        seeds = r["seeds"]
+        print(
+            f"| {name} | {r['config']['method']} | {r['config']['data']['dataset']} | "
+            f"{len(seeds)} | {cell(r['validation'], seeds, 'validation')} | "
+            f"{cell(r.get('test'), seeds, 'test')} | "
+            f"{cell(r.get('test_inductive'), seeds, 'test_inductive')} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
