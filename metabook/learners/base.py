@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from scipy.spatial import cKDTree
 from torch import nn
 
 from metabook._compat import warn_deprecated
@@ -256,7 +255,10 @@ class ModifiedHausdorff(FewShotLearner):
         query_x: torch.Tensor,
         ways: int | None,
     ) -> torch.Tensor:
-        # Nearest-point distances from k-d trees: exact, and far faster than full matrices.
+        # Nearest-point distances from k-d trees: exact, and far faster than full matrices
+        # (imported here: SciPy's spatial module would slow down importing metabook).
+        from scipy.spatial import cKDTree
+
         support = [cKDTree(ink_points(x, self.threshold).cpu().numpy()) for x in support_x]
         query = [cKDTree(ink_points(x, self.threshold).cpu().numpy()) for x in query_x]
         rows = [

@@ -17,6 +17,7 @@ from torch import nn
 
 from metabook.data.episodes import Episode
 from metabook.learners.base import FewShotLearner, embedding_size, episode_ways, per_task
+from metabook.learners.metric import _embed, pairwise_distance, prototypes
 
 __all__ = ["TransferBaseline", "centred_unit"]
 
@@ -99,14 +100,11 @@ class TransferBaseline(FewShotLearner):
     def _one(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor, ways: int
     ) -> torch.Tensor:
-        features = self.backbone(torch.cat([support_x, query_x]))
-        support, query = features[: len(support_x)], features[len(support_x) :]
+        support, query = _embed(self.backbone, support_x, support_y, query_x)
         centre = support.mean(0)
         support, query = centred_unit(support, centre), centred_unit(query, centre)
         if self.head == "centroid":
-            one_hot = F.one_hot(support_y, ways).to(support.dtype)
-            centroids = (one_hot.T @ support) / one_hot.sum(0).unsqueeze(1)
-            return -torch.cdist(query, centroids).pow(2)
+            return -pairwise_distance(query, prototypes(support, support_y, ways))
         return self._probe(support.detach(), support_y, ways)(query)
 
     def _probe(self, support: torch.Tensor, labels: torch.Tensor, ways: int) -> nn.Linear:
