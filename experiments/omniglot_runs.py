@@ -38,10 +38,14 @@ import torch
 
 import metabook as mb
 from metabook import recipes
-from metabook.data import EpisodeSampler
 from metabook.data.omniglot import OmniglotOneShotRuns
 from metabook.files import atomic_write
-from metabook.runs import load_dataset, train_run
+from metabook.runs import (
+    load_dataset,
+    train_and_validation_classes,
+    train_run,
+    validation_episodes,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,32 +57,26 @@ def _value(text: str) -> Any:
 
 def configure(recipe: str, sets: list[str]) -> mb.RunConfig:
     """The recipe with ``--set section.field=value`` changes."""
-    table = recipes.read(recipe)
+    values = {}
     for item in sets:
         key, _, text = item.partition("=")
-        *sections, name = key.split(".")
-        target = table
-        for section in sections:
-            target = target.setdefault(section, {})
-        target[name] = _value(text)
-    return mb.RunConfig.from_dict({**table, "schema": mb.SCHEMA_VERSION})
+        values[key] = _value(text)
+    return recipes.load(recipe, values)
 
 
 def validation_accuracy(
     learner: mb.FewShotLearner, config: mb.RunConfig, episodes: int, device: torch.device
 ) -> mb.EvalResult:
-    """Accuracy on the recipe's episodes (20-way 1-shot in the packaged recipes) drawn
-    inside its held-out validation alphabets (unrotated characters, the data as it is),
-    seeded apart from training's episodes."""
-    data = load_dataset(config.data.dataset, None, config.data.image_size)
-    held = set(config.data.val_alphabets)
-    if not held:
+    """Accuracy on ``episodes`` of the recipe's validation episodes (20-way 1-shot inside a
+    held-out alphabet, the data as it is), seeded apart from those of training."""
+    if not config.data.val_alphabets:
         raise SystemExit("the recipe names no validation alphabets (data.val_alphabets)")
-    classes = [c for c, name in enumerate(data.classes) if name.split("/")[0] in held]
-    sampler = EpisodeSampler(
-        data, config.ways, config.shots, config.queries, classes=classes, groups=data.class_alphabet
-    )
-    return mb.evaluate(learner, sampler.episodes(episodes, seed=10_000), device=device)
+    data = load_dataset(config.data.dataset, None, config.data.image_size)
+    _, classes = train_and_validation_classes(config, data)
+    fresh = config.replace(train=replace(config.train, val_episodes=episodes, seed=10_000))
+    chosen, _ = validation_episodes(fresh, data, classes)
+    assert chosen is not None  # episodes > 0
+    return mb.evaluate(learner, chosen, device=device)
 
 
 def main(argv: list[str] | None = None) -> None:

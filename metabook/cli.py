@@ -29,7 +29,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -154,36 +154,19 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else None
 
 
-#: Where each option of ``metabook train`` goes in a run configuration: (section, field).
-_CONFIG_FIELDS: dict[str, tuple[str | None, str]] = {
-    **{name: (None, name) for name in ("method", "ways", "shots", "queries", "train_ways")},
-    **{
-        name: ("data", name)
-        for name in (
-            "dataset",
-            "image_size",
-            "rotations",
-            "augment",
-            "within_alphabet",
-            "val_fraction",
-            "val_alphabets",
-        )
-    },
-    **{
-        name: ("train", name)
-        for name in ("steps", "meta_batch", "lr", "val_episodes", "val_every", "seed", "grad_clip")
-    },
-}
-
-
 def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> RunConfig:
     """The run configuration of ``metabook train``'s arguments: the ``--config`` recipe, if
-    any, with the options given on the command line replacing its values."""
-    table: dict[str, Any] = recipes.read(args.config) if "config" in args.given else {}
-    for name, (section, key) in _CONFIG_FIELDS.items():
-        if name in args.given:
-            target = table if section is None else table.setdefault(section, {})
-            target[key] = getattr(args, name)
+    any, with the options given on the command line replacing its values (an option is
+    named after the field it sets in :class:`RunConfig`, :class:`DataConfig` or
+    :class:`TrainConfig`)."""
+    values = {
+        prefix + f.name: getattr(args, f.name)
+        for prefix, section in (("", RunConfig), ("data.", DataConfig), ("train.", TrainConfig))
+        for f in fields(section)
+        if f.name in args.given
+    }
+    table = recipes.read(args.config) if "config" in args.given else {}
+    table = recipes.with_values(table, values)
     if "method" not in table:
         raise _InputError(f"the recipe {args.config} names no method: give --method")
     table.update(command="metabook " + " ".join(argv), schema=SCHEMA_VERSION)
@@ -433,6 +416,18 @@ def _add_train_data(train: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     )
 
 
+def _add_inductive(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
+    """The option of ``eval`` and ``eval-runs`` that scores each query alone."""
+    _option(
+        p,
+        d,
+        "--inductive",
+        False,
+        "classify each query alone with the support set (no query sees the others)",
+        action="store_true",
+    )
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "eval",
@@ -457,14 +452,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "only alphabets absent from the checkpoint's training dataset",
         action="store_true",
     )
-    _option(
-        ev,
-        d,
-        "--inductive",
-        False,
-        "classify each query alone with the support set (no query sees the others)",
-        action="store_true",
-    )
+    _add_inductive(ev, d)
     _add_common(ev, d, seeded=True)
     ev.set_defaults(run=_eval, fill=d)
 
@@ -494,14 +482,7 @@ def _add_eval_runs(sub: argparse._SubParsersAction) -> None:
         None,
         "folder holding all_runs.zip or all_runs/ (default: omniglot/ of the data root)",
     )
-    _option(
-        runs,
-        d,
-        "--inductive",
-        False,
-        "classify each query alone with the support set (no query sees the others)",
-        action="store_true",
-    )
+    _add_inductive(runs, d)
     _add_common(runs, d, seeded=False)
     runs.set_defaults(run=_eval_runs, fill=d)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["load", "names", "read"]
+__all__ = ["load", "names", "read", "with_values"]
 
 
 def names() -> list[str]:
@@ -68,9 +69,23 @@ def read(recipe: str | os.PathLike[str]) -> dict[str, Any]:
     return table
 
 
-def load(recipe: str | os.PathLike[str], **overrides: Any) -> RunConfig:
-    """The :class:`~metabook.config.RunConfig` of a recipe (see :func:`read`), checked:
-    unknown fields are an error that names the known ones."""
-    table = read(recipe)
-    table.update(overrides)
+def with_values(table: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a recipe's table with ``values`` set: each key is a field of
+    :class:`~metabook.config.RunConfig` (``"ways"``) or ``"section.field"``
+    (``"train.steps"``, ``"data.image_size"``)."""
+    merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in table.items()}
+    for key, value in values.items():
+        *sections, name = key.split(".")
+        target = merged
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    return merged
+
+
+def load(recipe: str | os.PathLike[str], values: Mapping[str, Any] | None = None) -> RunConfig:
+    """The :class:`~metabook.config.RunConfig` of a recipe (see :func:`read`) with
+    ``values`` set (see :func:`with_values`), checked: unknown fields are an error that
+    names the known ones."""
+    table = with_values(read(recipe), values or {})
     return RunConfig.from_dict({**table, "schema": SCHEMA_VERSION})

@@ -23,7 +23,13 @@ from metabook.registry import LEARNERS, build_learner, hyper_parameters, resolve
 from metabook.runtime import seed_everything
 from metabook.training import TrainHistory, check_folder, meta_train
 
-__all__ = ["load_dataset", "train_run", "training_tasks", "validation_episodes"]
+__all__ = [
+    "load_dataset",
+    "train_and_validation_classes",
+    "train_run",
+    "training_tasks",
+    "validation_episodes",
+]
 
 DATASET_FORMAT = "omniglot:SPLIT[+SPLIT...]"
 
@@ -48,7 +54,9 @@ def load_dataset(
     return Omniglot(split, root=root, image_size=image_size, rotations=rotations)
 
 
-def _split(config: RunConfig, data: Omniglot) -> tuple[torch.Tensor, torch.Tensor]:
+def train_and_validation_classes(
+    config: RunConfig, data: Omniglot
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The training and validation classes: the named validation alphabets (their
     unrotated characters), or a seeded fraction of the characters; either way the rotated
     copies of a validation character never reach training."""
@@ -107,18 +115,15 @@ def validation_episodes(
             "without validation (0 validation episodes)"
         )
     groups, note = None, None
-    if config.data.val_alphabets:  # mirror the official runs: each episode in one alphabet
+    if config.data.val_alphabets or config.data.within_alphabet:
         largest = int(torch.bincount(data.class_alphabet[classes]).max())
-        if largest < config.ways:
+        if largest >= config.ways:
+            groups = data.class_alphabet
+        elif config.data.val_alphabets:  # held-out alphabets mirror the official runs
             raise ValueError(
                 f"no validation alphabet has {config.ways} characters (the largest has "
                 f"{largest}): hold out a larger alphabet for {config.ways}-way episodes"
             )
-        groups = data.class_alphabet
-    elif config.data.within_alphabet:
-        largest = int(torch.bincount(data.class_alphabet[classes]).max())
-        if largest >= config.ways:
-            groups = data.class_alphabet
         else:
             note = (
                 f"validation episodes are drawn across alphabets: no alphabet has "
@@ -155,7 +160,7 @@ def train_run(
     if "num_classes" in hyper_parameters(LEARNERS[config.method].learner):
         # a classifier over the dataset's classes (a transfer baseline) is sized from it
         config = config.replace(hyper={"num_classes": len(data.classes), **config.hyper})
-    train_classes, val_classes = _split(config, data)
+    train_classes, val_classes = train_and_validation_classes(config, data)
     tasks = training_tasks(config, data, train_classes)
     val, note = validation_episodes(config, data, val_classes)
     learner = build_learner(config)

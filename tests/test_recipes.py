@@ -7,15 +7,9 @@ import torch
 
 import metabook as mb
 from metabook import recipes
-from metabook.cli import main
-from metabook.runs import _split, load_dataset
+from metabook.runs import load_dataset, train_and_validation_classes
 from tests.conftest import write_omniglot_split
-
-
-def run(capsys, command: str) -> tuple[int, str, str]:
-    status = main(command.split())
-    out = capsys.readouterr()
-    return status, out.out, out.err
+from tests.test_cli import run
 
 
 def test_the_packaged_recipes_name_their_minimal_split_and_a_validation_alphabet(data_root):
@@ -26,7 +20,7 @@ def test_the_packaged_recipes_name_their_minimal_split_and_a_validation_alphabet
         assert config.data.dataset == f"omniglot:background_{split}"
         assert config.ways == 20 and config.shots == 1
         data = load_dataset(config.data.dataset, data_root, rotations=config.data.rotations)
-        train, val = _split(config, data)
+        train, val = train_and_validation_classes(config, data)
         held = set(config.data.val_alphabets)
         assert held and held < set(data.alphabets)
         # the validation alphabets are out of training, rotations included, and each one
@@ -40,7 +34,7 @@ def test_the_packaged_recipes_name_their_minimal_split_and_a_validation_alphabet
 def test_a_random_validation_split_keeps_rotated_copies_out_of_training(data_root):
     config = mb.RunConfig("protonet", data=mb.DataConfig("omniglot:background_small1"))
     data = load_dataset(config.data.dataset, data_root, rotations=True)
-    train, val = _split(config, data)
+    train, val = train_and_validation_classes(config, data)
     characters = {data.classes[c] for c in val.tolist()}
     assert len(characters) == round(0.2 * 136)
     for c in train.tolist():
@@ -126,3 +120,15 @@ def test_a_validation_alphabet_that_is_not_there_is_refused(root, tmp_path, caps
     )
     assert status == 2 and "no validation alphabet has 5 characters" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_values_replace_fields_and_sections_of_a_copy():
+    table = {"method": "protonet", "data": {"dataset": "omniglot:evaluation", "augment": True}}
+    merged = recipes.with_values(table, {"ways": 3, "data.augment": False, "train.steps": 2})
+    assert merged == {
+        "method": "protonet",
+        "ways": 3,
+        "data": {"dataset": "omniglot:evaluation", "augment": False},
+        "train": {"steps": 2},
+    }
+    assert table["data"]["augment"] is True and "train" not in table  # the recipe is intact
