@@ -15,11 +15,11 @@ query alone beside the support set (``test_inductive``)::
     python experiments/omniglot_runs.py omniglot_small1 --set data.image_size=56 --name small1-56px
 
 Training is resumable: a seed whose ``last.pt`` reached its steps is not retrained, one
-that stopped is resumed. The result is written atomically to
-``experiments/results/NAME.json`` with the command, the configuration, the seeds, each
-seed's figures, the mean over seeds with Student's t interval of the per-seed means, the
-device, the versions and the date; an existing result is replaced only with
-``--overwrite``.
+that stopped is resumed. The result is written atomically to ``metabook/_results/NAME.json``
+(the package's recorded results, read back by ``metabook.results.load(NAME)``) with the
+command, the configuration, the seeds, each seed's figures, the mean over seeds with
+Student's t interval of the per-seed means, the device, the versions and the date; an
+existing result is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from metabook.runs import (
     validation_episodes,
 )
 
-HERE = Path(__file__).resolve().parent
+RESULTS = Path(__file__).resolve().parent.parent / "metabook" / "_results"
 
 
 def _value(text: str) -> Any:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-episodes", type=int, default=600)
     parser.add_argument("--test", action="store_true", help="also score the official runs")
     parser.add_argument("--runs-dir", default="runs/experiments", help="where checkpoints go")
-    parser.add_argument("--results-dir", default=str(HERE / "results"), help="where JSON goes")
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where JSON goes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)

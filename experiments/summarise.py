@@ -1,4 +1,4 @@
-"""Print the results of ``experiments/omniglot_runs.py`` as a Markdown table::
+"""Print recorded results of ``experiments/omniglot_runs.py`` as a Markdown table::
 
     python experiments/summarise.py small1-base small2-base small1-transfer
 
@@ -10,10 +10,8 @@ regimes (all queries of a run at once; each query alone), as percentages.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from metabook import results
 
 
 def cell(entry: dict | None, seeds: list[dict], key: str) -> str:
@@ -28,13 +26,12 @@ def cell(entry: dict | None, seeds: list[dict], key: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+")
-    parser.add_argument("--results-dir", default=str(HERE / "results"))
     args = parser.parse_args()
     columns = ["result", "method", "data", "seeds", "validation", "test (runs together)"]
     print("| " + " | ".join([*columns, "test (each query alone)"]) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.names:
-        r = json.loads((Path(args.results_dir) / f"{name}.json").read_text())
+        r = results.load(name)
         seeds = r["seeds"]
         print(
             f"| {name} | {r['config']['method']} | {r['config']['data']['dataset']} | "

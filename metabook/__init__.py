@@ -11,7 +11,7 @@ as the book is:
 * :mod:`metabook.evaluation` and :mod:`metabook.training`: the protocol and the loop
   shared by every learner; :mod:`metabook.checkpoints`, :mod:`metabook.config`,
   :mod:`metabook.registry`, :mod:`metabook.runs` and :mod:`metabook.recipes`: runs that can be
-  rebuilt, and the book's recipes;
+  rebuilt, and the book's recipes; :mod:`metabook.results`: the book's recorded experiments;
 * :mod:`metabook.runtime`: devices, seeds and the chapters' preamble; :mod:`metabook.cli`:
   the ``metabook`` command.
 
@@ -34,6 +34,7 @@ from metabook import (  # noqa: I001
     models,
     recipes,
     registry,
+    results,
     rl,
     runs,
     runtime,
@@ -136,6 +137,7 @@ __all__ = [
     "models",
     "recipes",
     "registry",
+    "results",
     "rl",
     "runs",
     "runtime",

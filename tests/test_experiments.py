@@ -63,3 +63,29 @@ def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypat
     again = json.loads((results / "tiny.json").read_text())
     assert [s["train_minutes"] for s in again["seeds"]] == [None, None]
     assert again["validation"] == result["validation"]
+
+
+@pytest.mark.parametrize("name", mb.results.names())
+def test_each_recorded_result_agrees_with_its_own_seeds(name):
+    """The aggregates a chapter binds are the t intervals of the recorded per-seed values,
+    and every recorded result names its command, device, versions and date."""
+    result = mb.results.load(name)
+    assert result["name"] == name
+    assert result["command"].startswith("python experiments/")
+    assert {"date", "device", "versions", "config"} <= set(result)
+    assert [s["seed"] for s in result["seeds"]] == sorted({s["seed"] for s in result["seeds"]})
+    for key in ("validation", "test", "test_inductive"):
+        if result.get(key) is None:
+            continue
+        mean, ci95 = mb.mean_confidence_interval(torch.tensor([s[key] for s in result["seeds"]]))
+        assert result[key]["mean"] == pytest.approx(mean, abs=1e-6)
+        assert result[key]["ci95"] == pytest.approx(ci95, abs=1e-6)
+        # 20 runs of 20 queries: a run's accuracy is a whole number of queries out of 400
+        if key != "validation":
+            for seed in result["seeds"]:
+                assert seed[key] * 400 == pytest.approx(round(seed[key] * 400), abs=1e-3)
+
+
+def test_an_unknown_result_lists_the_recorded_ones():
+    with pytest.raises(ValueError, match="no recorded result named 'nope'.*small1-base"):
+        mb.results.load("nope")

@@ -28,6 +28,7 @@ LAYERS = {
     "metabook.runtime": 0,
     "metabook.config": 0,
     "metabook.recipes": 1,
+    "metabook.results": 0,
     "metabook.data": 1,
     "metabook.models": 2,
     "metabook.learners": 3,

@@ -49,6 +49,7 @@ def test_the_sdist_and_the_wheel_hold_the_package_and_its_metadata(dist):
     assert {
         "metabook/_recipes/omniglot_small1.toml",
         "metabook/_recipes/omniglot_small2.toml",
+        "metabook/_results/small1-base.json",
     } <= set(names)
     assert not any(n.startswith(("tests/", "chapters/", "book/")) for n in names)
     assert "License-Expression: MIT" in metadata
@@ -90,6 +91,8 @@ def test_the_wheel_alone_runs_the_readme_and_the_command(fresh_venv, data_root, 
     assert "train" in help_text and "eval-runs" in help_text
     recipe = "import metabook; print(metabook.recipes.load('omniglot_small1').data.dataset)"
     assert run(python, "-c", recipe).stdout.strip() == "omniglot:background_small1"
+    result = "import metabook; print(metabook.results.load('small1-base')['seeds'][0]['seed'])"
+    assert run(python, "-c", result).stdout.strip() == "0"
 
 
 def test_a_chapter_runs_with_what_colab_adds(fresh_venv, data_root, tmp_path):
