@@ -8,7 +8,8 @@ inside the recipe's held-out validation alphabets (the figure every choice is ma
 ``--test`` also scores the 20 official one-shot runs of Lake et al. (2015), the test set,
 which is done once for a finished recipe and never used to choose: with all 20 queries of
 a run at once (``test``: the backbone's batch statistics see them together) and with each
-query alone beside the support set (``test_inductive``)::
+query alone beside the support set (``test_inductive``). ``--ensemble`` scores the
+:class:`metabook.Ensemble` of the seeds' models the same way::
 
     python experiments/omniglot_runs.py omniglot_small1 --seeds 0 1 2            # choose
     python experiments/omniglot_runs.py omniglot_small1 --seeds 0 1 2 --test     # report
@@ -16,8 +17,8 @@ query alone beside the support set (``test_inductive``)::
 
 Training is resumable: a seed whose ``last.pt`` reached its steps is not retrained, one
 that stopped is resumed. The result is written atomically to ``metabook/_results/NAME.json``
-(the package's recorded results, read back by ``metabook.results.load(NAME)``) with the
-command, the configuration, the seeds, each seed's figures, the mean over seeds with
+(the package's recorded results, read back by ``metabook.results.load_result(NAME)``)
+with the command, the configuration, the seeds, each seed's figures, the mean over seeds with
 Student's t interval of the per-seed means, the device, the versions and the date; an
 existing result is replaced only with ``--overwrite``.
 """
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default="runs/experiments", help="where checkpoints go")
     parser.add_argument("--results-dir", default=str(RESULTS), help="where JSON goes")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--ensemble", action="store_true", help="also score the ensemble of the seeds' models"
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
 
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     base = configure(args.recipe, args.set)
     device = mb.pick_device(args.device)
     runs = OmniglotOneShotRuns(image_size=base.data.image_size) if args.test else None
-    seeds = []
+    seeds, members = [], []
     for seed in args.seeds:
         config = base.replace(train=replace(base.train, seed=seed))
         folder = Path(args.runs_dir) / name / f"seed{seed}"
@@ -126,6 +130,18 @@ def main(argv: list[str] | None = None) -> None:
             record.update(test=test.mean, test_ci95_runs=test.ci95, test_inductive=alone.mean)
         seeds.append(record)
         print(json.dumps(record), flush=True)
+        members.append(learner)
+
+    ensemble: dict[str, Any] | None = None
+    if args.ensemble and len(members) > 1:
+        together = mb.Ensemble(members)
+        val = validation_accuracy(together, base, args.val_episodes, device)
+        ensemble = {"validation": val.mean, "validation_ci95": val.ci95}
+        if runs is not None:
+            test = mb.evaluate(together, runs, device=device)
+            alone = mb.evaluate(together, runs, device=device, transductive=False)
+            ensemble.update(test=test.mean, test_ci95_runs=test.ci95, test_inductive=alone.mean)
+        print(json.dumps({"ensemble": ensemble}), flush=True)
 
     def over_seeds(key: str) -> dict[str, float]:
         mean, ci95 = mb.mean_confidence_interval(torch.tensor([s[key] for s in seeds]))
@@ -142,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         "test_inductive": over_seeds("test_inductive")
         if runs is not None and len(seeds) > 1
         else None,
+        "ensemble": ensemble,
         "device": f"{device.type}: {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads",
         "versions": {"metabook": mb.__version__, "torch": torch.__version__},

@@ -31,7 +31,7 @@ def main() -> None:
     print("| " + " | ".join([*columns, "test (each query alone)"]) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.names:
-        r = results.load(name)
+        r = results.load_result(name)
         seeds = r["seeds"]
         print(
             f"| {name} | {r['config']['method']} | {r['config']['data']['dataset']} | "

@@ -8,6 +8,7 @@ methods::
     metabook eval --checkpoint runs/protonet/best.pt --dataset omniglot:background_small2 \\
         --ways 5 --shots 1 --episodes 600
     metabook eval-runs --checkpoint runs/protonet/best.pt
+    metabook eval-runs --checkpoint runs/seed0/best.pt runs/seed1/best.pt   # an ensemble
     metabook eval-runs --baseline mhd
     metabook methods
 
@@ -40,7 +41,7 @@ from metabook.config import SCHEMA_VERSION, DataConfig, RunConfig, TrainConfig
 from metabook.data.episodes import EpisodeSampler
 from metabook.data.omniglot import OmniglotOneShotRuns
 from metabook.evaluation import evaluate
-from metabook.learners import FewShotLearner, ModifiedHausdorff
+from metabook.learners import Ensemble, FewShotLearner, ModifiedHausdorff
 from metabook.registry import LEARNERS, load_run
 from metabook.runs import DATASET_FORMAT, load_dataset, train_run
 from metabook.runtime import pick_device
@@ -253,9 +254,34 @@ def _load(path: str) -> tuple[Any, RunConfig]:
     return learner, config
 
 
+def _load_all(paths: Sequence[str], ways: int) -> tuple[FewShotLearner, RunConfig, str]:
+    """The learner of one checkpoint, or the :class:`Ensemble` of several (which must read
+    the same images and come from the same training data); its configuration (the first
+    one's) and its name."""
+    loaded = [_load(path) for path in paths]
+    config = loaded[0][1]
+    for path, (_, other) in zip(paths[1:], loaded[1:]):
+        for field, what in (("dataset", "training data"), ("image_size", "image size")):
+            if getattr(other.data, field) != getattr(config.data, field):
+                raise _InputError(
+                    f"{path} differs from {paths[0]} in its {what} "
+                    f"({getattr(other.data, field)} vs {getattr(config.data, field)}): an "
+                    "ensemble's checkpoints must share it"
+                )
+    for _, member in loaded:
+        _check_ways(member, ways)
+    if len(loaded) == 1:
+        return loaded[0][0], config, config.method
+    methods = sorted({member.method for _, member in loaded})
+    try:
+        ensemble = Ensemble(learner for learner, _ in loaded)
+    except ValueError as err:
+        raise _InputError(str(err)) from err
+    return ensemble, config, f"ensemble of {len(loaded)} ({', '.join(methods)})"
+
+
 def _eval(args: argparse.Namespace, argv: Sequence[str]) -> None:
-    learner, config = _load(args.checkpoint)
-    _check_ways(config, args.ways)
+    learner, config, name = _load_all(args.checkpoint, args.ways)
     image_size = config.data.image_size
     data = load_dataset(args.dataset, args.data_root, image_size)
     classes = None
@@ -280,7 +306,7 @@ def _eval(args: argparse.Namespace, argv: Sequence[str]) -> None:
         protocol += ", alphabets not seen in training"
     if args.inductive:
         protocol += ", each query alone"
-    print(f"{config.method}, {args.ways}-way {args.shots}-shot ({protocol}): {result}")
+    print(f"{name}, {args.ways}-way {args.shots}-shot ({protocol}): {result}")
 
 
 def _eval_runs(args: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -290,9 +316,8 @@ def _eval_runs(args: argparse.Namespace, argv: Sequence[str]) -> None:
     if "baseline" in args.given:
         learner, name, image_size = ModifiedHausdorff(), "modified Hausdorff distance", 105
     else:
-        learner, config = _load(args.checkpoint)
-        _check_ways(config, 20)
-        name, image_size = config.method, config.data.image_size
+        learner, config, name = _load_all(args.checkpoint, 20)
+        image_size = config.data.image_size
     if args.runs is not None:
         root: Path | None = Path(args.runs)
     else:
@@ -428,6 +453,12 @@ def _add_inductive(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     )
 
 
+CHECKPOINTS = (
+    "a checkpoint written by metabook train; several make an ensemble (the mean of their "
+    "log-probabilities)"
+)
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "eval",
@@ -435,7 +466,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         description="Mean accuracy and its 95%% interval on random episodes of a dataset.",
     )
     d: dict[str, Any] = {}
-    _option(ev, d, "--checkpoint", None, "a checkpoint written by metabook train", required=True)
+    _option(ev, d, "--checkpoint", None, CHECKPOINTS, required=True, nargs="+")
     _option(ev, d, "--dataset", "omniglot:background_small2", f"test data, {DATASET_FORMAT}")
     _option(ev, d, "--ways", 5, "classes per episode", type=_whole(2))
     _option(ev, d, "--shots", 1, "support examples per class", type=_whole(1))
@@ -465,7 +496,7 @@ def _add_eval_runs(sub: argparse._SubParsersAction) -> None:
         "(2015). They are a test set: choose everything on validation first.",
     )
     d: dict[str, Any] = {}
-    _option(runs, d, "--checkpoint", None, "a checkpoint written by metabook train")
+    _option(runs, d, "--checkpoint", None, CHECKPOINTS, nargs="+")
     _option(
         runs,
         d,

@@ -3,14 +3,14 @@
 Several training seeds, long runs and the official Omniglot runs do not fit a chapter's
 execution on two CPU cores, so the scripts of ``experiments/`` run them (resumable) and
 write one JSON file per result into ``metabook/_results/``, with the command, the
-configuration, every seed's figures, the device, the versions and the date. The files ship
-with the package, so a chapter opened in Colab reads the same numbers the rendered book
-shows::
+configuration, the figures of every training seed, the device, the versions and the date.
+The files ship with the package, so a chapter opened in Colab reads the same numbers the
+rendered book shows::
 
-    result = metabook.results.load("small1-base")
+    result = metabook.results.load_result("small1-base")
     result["test"]["mean"], result["test"]["ci95"]    # over the training seeds
 
-:func:`names` lists the recorded results.
+:func:`result_names` lists the recorded results.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import json
 from importlib import resources
 from typing import Any
 
-__all__ = ["load", "names"]
+__all__ = ["load_result", "result_names"]
 
 
 def _folder() -> Any:
     return resources.files("metabook") / "_results"
 
 
-def names() -> list[str]:
+def result_names() -> list[str]:
     """The names of the recorded results."""
     return sorted(
         entry.name.removesuffix(".json")
@@ -35,12 +35,13 @@ def names() -> list[str]:
     )
 
 
-def load(name: str) -> dict[str, Any]:
+def load_result(name: str) -> dict[str, Any]:
     """The recorded result ``name`` (a dictionary as the experiment wrote it); an unknown
     name is a :class:`ValueError` that lists the recorded ones."""
     path = _folder() / f"{name}.json"
     if not path.is_file():
         raise ValueError(
-            f"no recorded result named {name!r}: the recorded results are {', '.join(names())}"
+            f"no recorded result named {name!r}: the recorded results are "
+            + ", ".join(result_names())
         )
     return json.loads(path.read_text(encoding="utf-8"))

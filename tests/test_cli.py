@@ -58,6 +58,15 @@ def test_train_eval_and_eval_runs(fixture_root, capsys):
     )
     assert status == 0, err
     assert "protonet, 3-way 1-shot (within one alphabet):" in out and "(5 episodes)" in out
+    # an ensemble of one checkpoint twice averages equal log-probabilities: the same result
+    twice = f"--checkpoint {out_dir / 'last.pt'} {out_dir / 'last.pt'}"
+    status, again, err = run(
+        capsys,
+        f"eval {twice} {data} --ways 3 --shots 1 --queries 2 --episodes 5 --within-alphabet",
+    )
+    assert status == 0, err
+    assert again.startswith("ensemble of 2 (protonet), 3-way 1-shot")
+    assert again.split("): ")[-1] == out.split("): ")[-1]
 
     # the training dataset's alphabets are all in the evaluation dataset: nothing is held out
     status, out, err = run(capsys, f"eval {checkpoint} {data} --ways 3 --held-out")
@@ -87,6 +96,9 @@ def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):
     runs = fixture_root / "omniglot"
     status, _, err = run(capsys, f"eval-runs {checkpoint} --runs {runs} --device cpu")
     assert status == 2 and "3-way head and cannot classify 20-way episodes" in err
+    status, _, err = run(capsys, f"eval {checkpoint} {out_dir / 'last.pt'} --ways 3 "
+                         f"--dataset omniglot:evaluation --data-root {fixture_root}")  # fmt: skip
+    assert status == 2 and "MAML adapts at test time" in err
     status, _, err = run(capsys, f"eval {checkpoint} --dataset mnist:train --ways 3")
     assert status == 2 and "unknown dataset 'mnist:train'" in err
     status, _, err = run(capsys, f"eval --checkpoint {fixture_root / 'none.pt'}")

@@ -36,7 +36,7 @@ def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypat
         'val_alphabets = ["Kannada"]\n[train]\nsteps = 2\nval_every = 1\nval_episodes = 2\n'
     )
     results = tmp_path / "results"
-    argv = [str(recipe), "--seeds", "0", "1", "--val-episodes", "4", "--test",
+    argv = [str(recipe), "--seeds", "0", "1", "--val-episodes", "4", "--test", "--ensemble",
             "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]  # fmt: skip
     experiments.main(argv)
     result = json.loads((results / "tiny.json").read_text())
@@ -50,6 +50,8 @@ def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypat
     mean, ci95 = mb.mean_confidence_interval(values)
     assert result["validation"] == {"mean": mean, "ci95": ci95}
     assert result["test"] == {"mean": 1.0, "ci95": 0.0} == result["test_inductive"]
+    assert result["ensemble"]["test"] == 1.0 == result["ensemble"]["test_inductive"]
+    assert 0 <= result["ensemble"]["validation"] <= 1
     assert result["command"].startswith("python experiments/omniglot_runs.py ")
     assert {"date", "device", "versions"} <= set(result)
 
@@ -65,11 +67,11 @@ def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypat
     assert again["validation"] == result["validation"]
 
 
-@pytest.mark.parametrize("name", mb.results.names())
+@pytest.mark.parametrize("name", mb.results.result_names())
 def test_each_recorded_result_agrees_with_its_own_seeds(name):
     """The aggregates a chapter binds are the t intervals of the recorded per-seed values,
     and every recorded result names its command, device, versions and date."""
-    result = mb.results.load(name)
+    result = mb.results.load_result(name)
     assert result["name"] == name
     assert result["command"].startswith("python experiments/")
     assert {"date", "device", "versions", "config"} <= set(result)
@@ -80,12 +82,12 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
         mean, ci95 = mb.mean_confidence_interval(torch.tensor([s[key] for s in result["seeds"]]))
         assert result[key]["mean"] == pytest.approx(mean, abs=1e-6)
         assert result[key]["ci95"] == pytest.approx(ci95, abs=1e-6)
-        # 20 runs of 20 queries: a run's accuracy is a whole number of queries out of 400
+        # 20 runs of 20 queries: the accuracy is a whole number of queries out of 400
         if key != "validation":
-            for seed in result["seeds"]:
+            for seed in [*result["seeds"], result.get("ensemble") or {key: 0.0}]:
                 assert seed[key] * 400 == pytest.approx(round(seed[key] * 400), abs=1e-3)
 
 
 def test_an_unknown_result_lists_the_recorded_ones():
     with pytest.raises(ValueError, match="no recorded result named 'nope'.*small1-base"):
-        mb.results.load("nope")
+        mb.results.load_result("nope")

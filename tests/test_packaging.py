@@ -91,7 +91,7 @@ def test_the_wheel_alone_runs_the_readme_and_the_command(fresh_venv, data_root, 
     assert "train" in help_text and "eval-runs" in help_text
     recipe = "import metabook; print(metabook.recipes.load('omniglot_small1').data.dataset)"
     assert run(python, "-c", recipe).stdout.strip() == "omniglot:background_small1"
-    result = "import metabook; print(metabook.results.load('small1-base')['seeds'][0]['seed'])"
+    result = "import metabook as m; print(m.results.load_result('small1-base')['seeds'][0]['seed'])"
     assert run(python, "-c", result).stdout.strip() == "0"
 
 

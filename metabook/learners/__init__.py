@@ -9,8 +9,9 @@
   Networks (chapter "Siamese networks and prototype losses");
 * :mod:`~metabook.learners.model_based`: the MANN and the in-context Transformer (chapter
   "Model-based meta-learning");
-* :mod:`~metabook.learners.transfer`: the transfer baselines that meta-learners must beat
-  (chapter "Siamese networks and prototype losses").
+* :mod:`~metabook.learners.transfer`: the transfer baselines that meta-learners must beat,
+  and :mod:`~metabook.learners.ensemble`: averages of trained learners (chapter "Siamese
+  networks and prototype losses").
 
 :mod:`metabook.registry` names the ones the command line trains.
 """
@@ -27,6 +28,7 @@ from metabook.learners.base import (
     per_task,
     standardise_by_support,
 )
+from metabook.learners.ensemble import Ensemble
 from metabook.learners.metric import (
     MatchingNetwork,
     ProtoNet,
@@ -105,4 +107,5 @@ __all__ = [
     "sgd_step",
     "TransferBaseline",
     "centred_unit",
+    "Ensemble",
 ]
