@@ -260,7 +260,7 @@ def _load_all(paths: Sequence[str], ways: int) -> tuple[FewShotLearner, RunConfi
     one's) and its name."""
     loaded = [_load(path) for path in paths]
     config = loaded[0][1]
-    for path, (_, other) in zip(paths[1:], loaded[1:]):
+    for path, (_, other) in zip(paths[1:], loaded[1:], strict=True):
         for field, what in (("dataset", "training data"), ("image_size", "image size")):
             if getattr(other.data, field) != getattr(config.data, field):
                 raise _InputError(
