@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["load", "names", "read", "with_values"]
+__all__ = ["load", "names", "read", "recipe_text", "with_values"]
 
 
 def names() -> list[str]:
@@ -44,21 +44,31 @@ def names() -> list[str]:
     )
 
 
+def _source(recipe: str | os.PathLike[str]) -> tuple[str, str]:
+    """The TOML text of a recipe and how to name it in a message."""
+    path = Path(recipe)
+    if path.suffix == ".toml" or path.exists():
+        return path.read_text(encoding="utf-8"), str(path)
+    packaged = resources.files("metabook") / "_recipes" / f"{recipe}.toml"
+    if not packaged.is_file():
+        raise ValueError(
+            f"no recipe named {str(recipe)!r}: the packaged recipes are "
+            f"{', '.join(names())} (or give the path of a .toml file)"
+        )
+    return packaged.read_text(encoding="utf-8"), f"recipe {recipe}"
+
+
+def recipe_text(recipe: str | os.PathLike[str]) -> str:
+    """The TOML text of a recipe (a packaged one by name, or a ``.toml`` file by path),
+    comments included: what the recipe says about how it was chosen."""
+    return _source(recipe)[0]
+
+
 def read(recipe: str | os.PathLike[str]) -> dict[str, Any]:
     """The table of a recipe: a packaged one by name, or a ``.toml`` file by path. An
     unknown name, an unreadable file or invalid TOML is a :class:`ValueError` (or
     :class:`OSError`) that says which."""
-    path = Path(recipe)
-    if path.suffix == ".toml" or path.exists():
-        text, where = path.read_text(encoding="utf-8"), str(path)
-    else:
-        packaged = resources.files("metabook") / "_recipes" / f"{recipe}.toml"
-        if not packaged.is_file():
-            raise ValueError(
-                f"no recipe named {str(recipe)!r}: the packaged recipes are "
-                f"{', '.join(names())} (or give the path of a .toml file)"
-            )
-        text, where = packaged.read_text(encoding="utf-8"), f"recipe {recipe}"
+    text, where = _source(recipe)
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -29,6 +29,9 @@ def test_the_packaged_recipes_name_their_minimal_split_and_a_validation_alphabet
         assert all(data.classes[c].count("/") == 1 for c in val.tolist())
         assert int(torch.bincount(data.class_alphabet[val]).max()) >= 20
         assert len(train) + len(val) * 4 == len(data.classes)
+        # the text, comments included, is the file that read() parses
+        assert recipes.tomllib.loads(recipes.recipe_text(name)) == recipes.read(name)
+        assert recipes.recipe_text(name).startswith("# Omniglot's")
 
 
 def test_a_random_validation_split_keeps_rotated_copies_out_of_training(data_root):
