@@ -99,6 +99,17 @@ def test_bad_input_exits_with_a_one_line_error(fixture_root, capsys):
     status, _, err = run(capsys, f"eval {checkpoint} {out_dir / 'last.pt'} --ways 3 "
                          f"--dataset omniglot:evaluation --data-root {fixture_root}")  # fmt: skip
     assert status == 2 and "MAML adapts at test time" in err
+    small = fixture_root / "small"
+    status, _, err = run(
+        capsys,
+        f"train --method protonet --dataset omniglot:evaluation --data-root {fixture_root} "
+        f"--ways 3 --queries 1 --steps 1 --val-episodes 0 --image-size 16 --out {small} "
+        "--device cpu --quiet",
+    )
+    assert status == 0, err
+    status, _, err = run(capsys, f"eval-runs --checkpoint {small / 'last.pt'} "
+                         f"{out_dir / 'last.pt'} --runs {runs}")  # fmt: skip
+    assert status == 2 and "in its image size (28 vs 16)" in err
     status, _, err = run(capsys, f"eval {checkpoint} --dataset mnist:train --ways 3")
     assert status == 2 and "unknown dataset 'mnist:train'" in err
     status, _, err = run(capsys, f"eval --checkpoint {fixture_root / 'none.pt'}")
