@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.results_dir) / f"{name}.json"
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists: give --overwrite to replace it, or another --name")
+    # a seed that is not trained again keeps the training time its result recorded
+    minutes_before = (
+        {s["seed"]: s["train_minutes"] for s in json.loads(out.read_text())["seeds"]}
+        if out.exists()
+        else {}
+    )
     base = configure(args.recipe, args.set)
     device = mb.pick_device(args.device)
     runs = OmniglotOneShotRuns(image_size=base.data.image_size) if args.test else None
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             "best_step": mb.Checkpoint.read(folder / "best.pt").step,
             "validation": val.mean,
             "validation_ci95": val.ci95,
-            "train_minutes": round(minutes, 2) if not done else None,
+            "train_minutes": round(minutes, 2) if not done else minutes_before.get(seed),
         }
         if runs is not None:
             test = mb.evaluate(learner, runs, device=device)

@@ -61,9 +61,15 @@ def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypat
         experiments.main(argv)
     assert (results / "tiny.json").read_bytes() == before
     # with --overwrite, finished seeds are not trained again, and score the same
+    checkpoints = sorted((tmp_path / "runs").rglob("last.pt"))
+    written = [p.stat().st_mtime_ns for p in checkpoints]
     experiments.main([*argv, "--overwrite"])
+    assert len(checkpoints) == 2 and [p.stat().st_mtime_ns for p in checkpoints] == written
     again = json.loads((results / "tiny.json").read_text())
-    assert [s["train_minutes"] for s in again["seeds"]] == [None, None]
+    # the training time recorded before is kept
+    assert [s["train_minutes"] for s in again["seeds"]] == [
+        s["train_minutes"] for s in result["seeds"]
+    ]
     assert again["validation"] == result["validation"]
 
 
