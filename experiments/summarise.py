@@ -4,7 +4,8 @@
 
 One row per result: its validation figure (mean over seeds with Student's t interval of
 the per-seed means) and, where the official runs were scored, the test accuracy in both
-regimes (all queries of a run at once; each query alone), as percentages.
+regimes (all queries of a run at once; each query alone), as percentages; one more row for
+the ensemble of the seeds' models where it was scored.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def main() -> None:
             f"{cell(r.get('test'), seeds, 'test')} | "
             f"{cell(r.get('test_inductive'), seeds, 'test_inductive')} |"
         )
+        together = r.get("ensemble")
+        if together:
+            figures = [
+                f"{100 * together[k]:.1f} (one ensemble)" if k in together else "-"
+                for k in ("validation", "test", "test_inductive")
+            ]
+            print(
+                f"| {name}, ensemble | {r['config']['method']} x {len(seeds)} | "
+                f"{r['config']['data']['dataset']} | {len(seeds)} | " + " | ".join(figures) + " |"
+            )
 
 
 if __name__ == "__main__":
