@@ -46,6 +46,7 @@ from metabook.config import SCHEMA_VERSION, BackboneConfig, DataConfig, RunConfi
 from metabook.evaluation import (
     ROC,
     EvalResult,
+    compare_intervals,
     equal_error_rate,
     evaluate,
     mean_confidence_interval,
@@ -153,6 +154,7 @@ __all__ = [
     "TrainConfig",
     "ROC",
     "EvalResult",
+    "compare_intervals",
     "equal_error_rate",
     "evaluate",
     "mean_confidence_interval",

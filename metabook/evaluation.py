@@ -13,8 +13,9 @@ depend on a chosen threshold.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -26,6 +27,7 @@ from metabook.runtime import progress_enabled
 __all__ = [
     "ROC",
     "EvalResult",
+    "compare_intervals",
     "equal_error_rate",
     "evaluate",
     "mean_confidence_interval",
@@ -70,6 +72,37 @@ def mean_confidence_interval(values: torch.Tensor, z: float | None = None) -> tu
 
         z = float(student_t.ppf(0.975, n - 1))
     return mean, z * float(values.std(unbiased=True)) / math.sqrt(n)
+
+
+def _interval(result: Any) -> tuple[float, float]:
+    """``(mean, half-width)`` of a result given in any of :func:`compare_intervals`' forms."""
+    if isinstance(result, (int, float)):
+        return float(result), 0.0
+    if isinstance(result, Mapping):
+        return float(result["mean"]), float(result["ci95"])
+    if isinstance(result, tuple) and len(result) == 2:
+        return float(result[0]), float(result[1])
+    if hasattr(result, "mean") and hasattr(result, "ci95"):
+        return float(result.mean), float(result.ci95)
+    raise TypeError(
+        f"cannot read an interval from {type(result).__name__}: give an EvalResult, an "
+        "object or mapping with mean and ci95, a (mean, ci95) pair, or a number"
+    )
+
+
+def compare_intervals(a: Any, b: Any) -> int:
+    """Whether ``a``'s 95% interval lies wholly above ``b``'s (``1``), wholly below (``-1``),
+    or the two overlap (``0``): the test behind every "better" in the book, which says
+    "tied" when the intervals overlap (touching counts as overlapping).
+
+    Each argument is an :class:`EvalResult`, any object or mapping with ``mean`` and
+    ``ci95`` (a recorded result of :mod:`metabook.results`), a ``(mean, ci95)`` pair, or a
+    plain number: a published figure, an interval of width zero.
+    """
+    (m, h), (n, k) = _interval(a), _interval(b)
+    if abs(m - n) <= h + k:
+        return 0
+    return 1 if m > n else -1
 
 
 @dataclass

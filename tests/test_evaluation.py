@@ -216,3 +216,22 @@ def test_batch_statistics_make_a_protonet_transductive():
     torch.testing.assert_close(again, alone[5:6])
     with pytest.raises(ValueError, match="takes a single episode"):
         Episode.stack([episode, episode]).single_queries()
+
+
+def test_intervals_are_compared_by_overlap_in_every_form():
+    # 0.80 +- 0.05 starts at 0.75, above 0.70 +- 0.04 (ends at 0.74): better
+    assert mb.compare_intervals((0.80, 0.05), (0.70, 0.04)) == 1
+    assert mb.compare_intervals((0.70, 0.04), (0.80, 0.05)) == -1
+    # with 0.70 +- 0.06 they overlap: tied; touching intervals are tied too
+    assert mb.compare_intervals((0.80, 0.05), (0.70, 0.06)) == 0
+    assert mb.compare_intervals((0.5, 0.25), (0.0, 0.25)) == 0
+    # a published figure is an interval of width zero; a recorded result is a mapping
+    recorded = {"mean": 0.9425, "ci95": 0.0218}  # 92.07 to 96.43
+    assert (
+        mb.compare_intervals(recorded, 0.92) == 1
+        and mb.compare_intervals(recorded, 95.5 / 100) == 0
+    )
+    result = mb.EvalResult(0.9, 0.01, torch.tensor([0.9]), "accuracy")
+    assert mb.compare_intervals(result, recorded) == -1
+    with pytest.raises(TypeError, match="cannot read an interval from str"):
+        mb.compare_intervals("0.9", 0.8)
