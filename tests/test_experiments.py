@@ -80,7 +80,19 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
     result = mb.results.load_result(name)
     assert result["name"] == name
     assert result["command"].startswith("python experiments/")
-    assert {"date", "device", "versions", "config"} <= set(result)
+    assert {"date", "device", "versions"} <= set(result)
+    if "methods" in result:  # a comparison of experiments/metric_methods.py
+        assert result["seeds"] == sorted(set(result["seeds"])) and len(result["seeds"]) >= 3
+        for entry in result["methods"].values():
+            assert len(entry["train_seconds"]) == len(result["seeds"])
+            for column in entry["test"].values():
+                assert len(column["seeds"]) == len(result["seeds"])
+                mean, ci95 = mb.mean_confidence_interval(torch.tensor(column["seeds"]))
+                assert column["mean"] == pytest.approx(mean, abs=1e-6)
+                assert column["ci95"] == pytest.approx(ci95, abs=1e-6)
+                assert 0 < column["episode_ci95"] < 0.1
+        return
+    assert "config" in result
     assert [s["seed"] for s in result["seeds"]] == sorted({s["seed"] for s in result["seeds"]})
     for key in ("validation", "test", "test_inductive"):
         if result.get(key) is None:
