@@ -35,15 +35,16 @@ class Ensemble(FewShotLearner):
 
     def __init__(self, learners: Iterable[FewShotLearner]) -> None:
         super().__init__()
-        self.learners = nn.ModuleList(learners)
-        if len(self.learners) == 0:
+        members = list(learners)
+        if not members:
             raise ValueError("an ensemble needs at least one learner")
-        for member in self.learners:
+        for member in members:
             if type(member).predict is not FewShotLearner.predict:
                 raise ValueError(
                     f"{type(member).__name__} adapts at test time (its own predict), which "
                     "an ensemble does not support: ensemble learners that only compare"
                 )
+        self.learners = nn.ModuleList(members)
 
     def forward(
         self,
