@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ from metabook.data import EpisodeSampler, Omniglot
 from metabook.data.augment import AugmentedTasks, RandomAffine
 from metabook.files import atomic_write
 from metabook.models import Conv4
+from metabook.results import write_result
 
 RESULTS = Path(__file__).resolve().parent.parent / "metabook" / "_results"
 QUERIES = 5
@@ -183,12 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         },
         "seeds": args.seeds,
         "methods": methods,
-        "device": f"{device.type}: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads",
-        "versions": {"metabook": mb.__version__, "torch": torch.__version__},
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
-    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(result, indent=1) + "\n"))
+    write_result(out, result, device)
     print(f"written {out}")
 
 

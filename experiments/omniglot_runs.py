@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ import torch
 import metabook as mb
 from metabook import recipes
 from metabook.data.omniglot import OmniglotOneShotRuns
-from metabook.files import atomic_write
+from metabook.results import write_result
 from metabook.runs import (
     load_dataset,
     train_and_validation_classes,
@@ -165,12 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         if runs is not None and len(seeds) > 1
         else None,
         "ensemble": ensemble,
-        "device": f"{device.type}: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads",
-        "versions": {"metabook": mb.__version__, "torch": torch.__version__},
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
-    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(result, indent=1) + "\n"))
+    write_result(out, result, device)
     print(f"written {out}")
 
 

@@ -16,10 +16,19 @@ rendered book shows::
 from __future__ import annotations
 
 import json
+import os
+import platform
+from datetime import datetime, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-__all__ = ["load_result", "result_names"]
+import torch
+
+from metabook._version import __version__
+from metabook.files import atomic_write
+
+__all__ = ["load_result", "result_names", "write_result"]
 
 
 def _folder() -> Any:
@@ -45,3 +54,24 @@ def load_result(name: str) -> dict[str, Any]:
             + ", ".join(result_names())
         )
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_result(
+    path: str | os.PathLike[str], result: dict[str, Any], device: torch.device
+) -> None:
+    """Write ``result`` atomically as JSON to ``path`` with what it was measured on: the
+    ``device`` (and the CPU, and torch's threads), the versions of metabook and torch, and
+    the date (UTC)."""
+    record = {
+        **result,
+        "device": f"{device.type}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads",
+        "versions": {"metabook": __version__, "torch": torch.__version__},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    text = json.dumps(record, indent=1) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(Path(path), write)
