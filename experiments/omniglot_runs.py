@@ -108,6 +108,18 @@ def main(argv: list[str] | None = None) -> None:
     base = configure(args.recipe, args.set)
     device = mb.pick_device(args.device)
     runs = OmniglotOneShotRuns(image_size=base.data.image_size) if args.test else None
+
+    def scores(learner: mb.FewShotLearner) -> dict[str, float]:
+        """Validation (the same episodes for every seed) and, with --test, the runs in
+        both regimes."""
+        val = validation_accuracy(learner, base, args.val_episodes, device)
+        out = {"validation": val.mean, "validation_ci95": val.ci95}
+        if runs is not None:
+            test = mb.evaluate(learner, runs, device=device)
+            alone = mb.evaluate(learner, runs, device=device, transductive=False)
+            out.update(test=test.mean, test_ci95_runs=test.ci95, test_inductive=alone.mean)
+        return out
+
     seeds, members = [], []
     for seed in args.seeds:
         config = base.replace(train=replace(base.train, seed=seed))
@@ -120,31 +132,19 @@ def main(argv: list[str] | None = None) -> None:
         minutes = (time.perf_counter() - started) / 60
         learner, _ = mb.load_run(folder / "best.pt")
         learner.to(device)
-        val = validation_accuracy(learner, config, args.val_episodes, device)
         record: dict[str, Any] = {
             "seed": seed,
             "best_step": mb.Checkpoint.read(folder / "best.pt").step,
-            "validation": val.mean,
-            "validation_ci95": val.ci95,
             "train_minutes": round(minutes, 2) if not done else minutes_before.get(seed),
+            **scores(learner),
         }
-        if runs is not None:
-            test = mb.evaluate(learner, runs, device=device)
-            alone = mb.evaluate(learner, runs, device=device, transductive=False)
-            record.update(test=test.mean, test_ci95_runs=test.ci95, test_inductive=alone.mean)
         seeds.append(record)
         print(json.dumps(record), flush=True)
         members.append(learner)
 
     ensemble: dict[str, Any] | None = None
     if args.ensemble and len(members) > 1:
-        together = mb.Ensemble(members)
-        val = validation_accuracy(together, base, args.val_episodes, device)
-        ensemble = {"validation": val.mean, "validation_ci95": val.ci95}
-        if runs is not None:
-            test = mb.evaluate(together, runs, device=device)
-            alone = mb.evaluate(together, runs, device=device, transductive=False)
-            ensemble.update(test=test.mean, test_ci95_runs=test.ci95, test_inductive=alone.mean)
+        ensemble = scores(mb.Ensemble(members))
         print(json.dumps({"ensemble": ensemble}), flush=True)
 
     def over_seeds(key: str) -> dict[str, float]:
