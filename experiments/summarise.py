@@ -1,6 +1,10 @@
-"""Print recorded results of ``experiments/omniglot_runs.py`` as a Markdown table::
+"""Print recorded results as Markdown tables::
 
     python experiments/summarise.py small1-base small2-base small1-transfer
+    python experiments/summarise.py optimisation-methods
+
+A comparison of ``experiments/methods.py`` is printed as the chapters show it
+(``metabook.results.comparison_table``). For results of ``experiments/omniglot_runs.py``:
 
 One row per result: its validation figure (mean over seeds with Student's t interval of
 the per-seed means) and, where the official runs were scored, the test accuracy in both
@@ -28,10 +32,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()
+    comparisons = [n for n in args.names if "methods" in results.load_result(n)]
+    for name in comparisons:
+        print(f"{name}:\n\n{results.comparison_table(results.load_result(name))}\n")
+    runs = [n for n in args.names if n not in comparisons]
+    if not runs:
+        return
     columns = ["result", "method", "data", "seeds", "validation", "test (runs together)"]
     print("| " + " | ".join([*columns, "test (each query alone)"]) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name in args.names:
+    for name in runs:
         r = results.load_result(name)
         seeds = r["seeds"]
         print(

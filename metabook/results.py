@@ -10,7 +10,8 @@ rendered book shows::
     result = metabook.results.load_result("small1-base")
     result["test"]["mean"], result["test"]["ci95"]    # over the training seeds
 
-:func:`result_names` lists the recorded results.
+:func:`result_names` lists the recorded results; :func:`comparison_table` shows a
+chapter's comparison of methods over seeds (``experiments/methods.py``) as a table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -28,7 +30,7 @@ import torch
 from metabook._version import __version__
 from metabook.files import atomic_write
 
-__all__ = ["load_result", "result_names", "write_result"]
+__all__ = ["comparison_table", "load_result", "result_names", "write_result"]
 
 
 def _folder() -> Any:
@@ -75,3 +77,44 @@ def write_result(
         tmp.write_text(text, encoding="utf-8")
 
     atomic_write(Path(path), write)
+
+
+def comparison_table(
+    result: dict[str, Any],
+    methods: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> str:
+    """A Markdown table of a recorded comparison of methods (``experiments/methods.py``):
+    a row per method, a column per test setting, each cell the accuracy in % as the mean
+    over training seeds ± Student's t interval of the per-seed means, with one seed's
+    95% interval over test episodes in brackets (e.g. ``92.3 ± 2.4 (1.0)``); ``-`` where a
+    method was not scored in a column. ``methods`` and ``columns`` choose and order the
+    rows and columns (default: all, in the recorded order).
+
+    Defined in the chapter "MAML and Reptile"."""
+    recorded = result["methods"]
+    methods = list(recorded) if methods is None else list(methods)
+    unknown = [m for m in methods if m not in recorded]
+    if unknown:
+        raise ValueError(
+            f"{result.get('name', 'the result')} has no method {unknown[0]!r}: it has "
+            + ", ".join(recorded)
+        )
+    if columns is None:
+        columns = list(dict.fromkeys(c for m in methods for c in recorded[m]["test"]))
+
+    def cell(method: str, column: str) -> str:
+        entry = recorded[method]["test"].get(column)
+        if entry is None:
+            return "-"
+        return (
+            f"{100 * entry['mean']:.1f} ± {100 * entry['ci95']:.1f} "
+            f"({100 * entry['episode_ci95']:.1f})"
+        )
+
+    lines = [
+        "| method | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    lines += [f"| {m} | " + " | ".join(cell(m, c) for c in columns) + " |" for m in methods]
+    return "\n".join(lines)

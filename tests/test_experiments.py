@@ -81,7 +81,7 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
     assert result["name"] == name
     assert result["command"].startswith("python experiments/")
     assert {"date", "device", "versions"} <= set(result)
-    if "methods" in result:  # a comparison of experiments/metric_methods.py
+    if "methods" in result:  # a comparison of experiments/methods.py
         assert result["seeds"] == sorted(set(result["seeds"])) and len(result["seeds"]) >= 3
         for entry in result["methods"].values():
             assert len(entry["train_seconds"]) == len(result["seeds"])
@@ -109,3 +109,81 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
 def test_an_unknown_result_lists_the_recorded_ones():
     with pytest.raises(ValueError, match="no recorded result named 'nope'.*small1-base"):
         mb.results.load_result("nope")
+
+
+METHODS = Path(__file__).resolve().parents[1] / "experiments" / "methods.py"
+
+
+def test_a_chapters_comparison_is_recorded_over_seeds_and_resumes(tmp_path, monkeypatch):
+    """experiments/methods.py on fixture splits: every seed's figures, the t interval over
+    seeds, a finished (method, seed) skipped when the script runs again, and no silent
+    overwrite."""
+    root = tmp_path / "data"
+    write_omniglot_split(root / "omniglot", "background_small1", {"Atlantean": 6, "Kannada": 6},
+                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
+    write_omniglot_split(root / "omniglot", "background_small2", {"Atlantean": 6, "Oriya": 7},
+                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
+    monkeypatch.setenv("METABOOK_DATA", str(root))
+    spec = importlib.util.spec_from_file_location("methods", METHODS)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    argv = ["optimisation", "--steps", "2", "--episodes", "3", "--seeds", "0", "1",
+            "--methods", "MAML", "transfer (nearest centroid)", "--runs-dir", str(runs),
+            "--results-dir", str(results)]  # fmt: skip
+    script.main(argv)
+    out = results / "optimisation-methods.json"
+    result = json.loads(out.read_text())
+    assert result["command"] == "python experiments/methods.py " + " ".join(argv)
+    assert result["seeds"] == [0, 1] and result["protocol"]["meta_batch"] == 16
+    assert list(result["methods"]) == ["MAML", "transfer (nearest centroid)"]
+    maml = result["methods"]["MAML"]
+    assert list(maml["test"]) == ["after 1 step", "after 10 steps"]
+    for column in maml["test"].values():
+        mean, ci95 = mb.mean_confidence_interval(torch.tensor(column["seeds"]))
+        assert (column["mean"], column["ci95"]) == (mean, ci95)
+        # 3 episodes of 5 ways x 5 queries: each seed's accuracy is a count out of 75
+        for value in column["seeds"]:
+            assert value * 75 == pytest.approx(round(value * 75), abs=1e-4)
+    # the test episodes come from the alphabet that training never saw
+    test = script.TestEpisodes(mb.data.Omniglot("background_small1"), 3, seed=1)
+    assert {int(test.test_set.class_alphabet[c]) for c in test.classes} == {
+        test.test_set.alphabets.index("Oriya")
+    }
+
+    # a second run reads the finished seeds instead of training them again
+    finished = sorted(runs.rglob("*.json"))
+    assert len(finished) == 4
+    stamps = [p.stat().st_mtime_ns for p in finished]
+    with pytest.raises(SystemExit, match="exists: give --overwrite"):
+        script.main(argv)
+    script.main([*argv, "--overwrite"])
+    assert [p.stat().st_mtime_ns for p in finished] == stamps
+    assert json.loads(out.read_text())["methods"] == result["methods"]
+    with pytest.raises(SystemExit, match="unknown method 'MAMl': choose from MAML, "):
+        script.main(["optimisation", "--methods", "MAMl", "--results-dir", str(tmp_path)])
+
+
+def test_comparison_table_shows_the_interval_over_seeds_and_one_seeds_interval():
+    result = {
+        "name": "toy",
+        "methods": {
+            "A": {"test": {"x": {"mean": 0.923, "ci95": 0.024, "episode_ci95": 0.0104}}},
+            "B": {
+                "test": {
+                    "x": {"mean": 0.5, "ci95": 0.0, "episode_ci95": 0.02},
+                    "y": {"mean": 0.12345, "ci95": 0.01, "episode_ci95": 0.03},
+                }
+            },
+        },
+    }
+    assert mb.results.comparison_table(result) == (
+        "| method | x | y |\n|---|---|---|\n"
+        "| A | 92.3 ± 2.4 (1.0) | - |\n"
+        "| B | 50.0 ± 0.0 (2.0) | 12.3 ± 1.0 (3.0) |"
+    )
+    assert mb.results.comparison_table(result, ["B"], ["y"]) == (
+        "| method | y |\n|---|---|\n| B | 12.3 ± 1.0 (3.0) |"
+    )
+    with pytest.raises(ValueError, match="toy has no method 'C': it has A, B"):
+        mb.results.comparison_table(result, ["C"])
