@@ -168,9 +168,10 @@ def evaluate(
     ``transductive=True`` gives the learner all of an episode's queries at once, so a
     backbone that normalises with batch statistics (the book's Conv4) lets each query's
     prediction depend on the other queries. ``transductive=False`` predicts each query on
-    its own, with the whole support set (:meth:`~metabook.data.episodes.Episode.single_queries`):
-    Nichol et al. (2018)'s non-transductive setting, the fair one beside learners that never
-    look at other queries.
+    its own, with the whole support set (the learner's
+    :meth:`~metabook.learners.base.FewShotLearner.predict_each`; learners that adapt to the
+    support set adapt once per episode): Nichol et al. (2018)'s non-transductive setting,
+    the fair one beside learners that never look at other queries.
     """
     if isinstance(episodes, TaskSource):
         raise TypeError(
@@ -205,12 +206,7 @@ def evaluate(
 
 def _predict(learner: FewShotLearner, episode: Episode, transductive: bool) -> torch.Tensor:
     """The learner's predictions for an episode's queries: all at once, or one by one."""
-    if transductive:
-        return learner.predict(episode)
-    if episode.batched:
-        tasks = [episode.task(b) for b in range(episode.num_tasks)]
-        return torch.stack([_predict(learner, task, False) for task in tasks])
-    return torch.cat([learner.predict(one) for one in episode.single_queries()])
+    return learner.predict(episode) if transductive else learner.predict_each(episode)
 
 
 @dataclass

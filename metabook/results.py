@@ -86,8 +86,9 @@ def comparison_table(
 ) -> str:
     """A Markdown table of a recorded comparison of methods (``experiments/methods.py``):
     a row per method, a column per test setting, each cell the accuracy in % as the mean
-    over training seeds ± Student's t interval of the per-seed means, with one seed's
-    95% interval over test episodes in brackets (e.g. ``92.3 ± 2.4 (1.0)``); ``-`` where a
+    over training seeds ± Student's t interval of the per-seed means, with one run's 95%
+    interval over test episodes in brackets (its half-width, averaged over the seeds; e.g.
+    ``92.3 ± 2.4 (1.0)``); ``-`` where a
     method was not scored in a column. ``methods`` and ``columns`` choose and order the
     rows and columns (default: all, in the recorded order).
 

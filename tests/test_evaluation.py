@@ -235,3 +235,44 @@ def test_intervals_are_compared_by_overlap_in_every_form():
     assert mb.compare_intervals(result, recorded) == -1
     with pytest.raises(TypeError, match="cannot read an interval from str"):
         mb.compare_intervals("0.9", 0.8)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mb.MAML(mb.models.Conv4(out_features=3, channels=8), inner_lr=0.4, test_steps=2),
+        lambda: mb.MetaSGD(mb.models.Conv4(out_features=3, channels=8), inner_lr=0.4),
+        lambda: mb.Reptile(mb.models.Conv4(out_features=3, channels=8), inner_steps=2),
+        lambda: mb.MetaLSTM(mb.models.Conv4(out_features=3, channels=8), inner_steps=2),
+        lambda: mb.ProtoNet(mb.models.Conv4(channels=8)),
+    ],
+    ids=["maml", "metasgd", "reptile", "metalstm", "protonet"],
+)
+def test_each_query_alone_is_predict_on_each_single_query_episode(make):
+    """predict_each (what inductive evaluation calls) is, by definition, predict on each
+    single-query episode; the learners that adapt once per episode must agree with it."""
+    mb.seed_everything(0)
+    learner = make().eval()
+    data = torch.utils.data.TensorDataset(torch.rand(60, 1, 28, 28), torch.arange(6).repeat(10))
+    batch = EpisodeSampler(data, 3, 1, 4, seed=0).sample(batch_size=2)
+    for episode in (batch.task(0), batch):
+        tasks = [episode] if not episode.batched else [episode.task(b) for b in range(2)]
+        expected = torch.stack(
+            [torch.cat([learner.predict(one) for one in t.single_queries()]) for t in tasks]
+        )
+        got = learner.predict_each(episode)
+        assert got.shape == ((2, 12) if episode.batched else (12,))
+        assert torch.equal(got, expected.reshape(got.shape))
+
+
+def test_inductive_maml_adapts_once_per_episode(monkeypatch):
+    mb.seed_everything(0)
+    learner = mb.MAML(mb.models.MLP(hidden_sizes=(8,)), inner_lr=0.1, loss_fn=F.mse_loss).eval()
+    calls = []
+    adapt = learner.adapt
+    monkeypatch.setattr(learner, "adapt", lambda *a, **k: calls.append(1) or adapt(*a, **k))
+    episodes = mb.data.SineTasks(shots=5, queries=7, seed=0).episodes(3)
+    alone = mb.evaluate(learner, episodes, transductive=False)
+    assert len(calls) == 3  # not 3 x 7
+    # an MLP has no batch statistics: each query alone is the same prediction
+    torch.testing.assert_close(alone.values, mb.evaluate(learner, episodes).values)

@@ -30,6 +30,7 @@ __all__ = [
     "ModifiedHausdorff",
     "NearestNeighbour",
     "class_max",
+    "each_query_after",
     "embedding_size",
     "episode_ways",
     "ink_points",
@@ -148,6 +149,43 @@ class FewShotLearner(nn.Module):
         with torch.no_grad():
             out = self._forward_episode(episode)
         return out if episode.regression else out.argmax(-1)
+
+    def predict_each(self, episode: Episode) -> torch.Tensor:
+        """Like :meth:`predict`, but each query is predicted on its own, with the whole
+        support set: the inductive setting, in which no query can influence another's
+        prediction (e.g. through BatchNorm's batch statistics).
+
+        By definition this is :meth:`predict` on each of
+        :meth:`~metabook.data.episodes.Episode.single_queries`, which is what this default
+        does (a batch of episodes is split into its tasks first). Learners whose adaptation
+        reads only the support set override it to adapt once per episode and then predict
+        the queries one by one (:func:`each_query_after`): the same predictions for a
+        fraction of the work.
+        """
+        if episode.batched:
+            return torch.stack(
+                [self.predict_each(episode.task(b)) for b in range(episode.num_tasks)]
+            )
+        return torch.cat([self.predict(one) for one in episode.single_queries()])
+
+
+def each_query_after(
+    episode: Episode,
+    adapt: Callable[[torch.Tensor, torch.Tensor], Any],
+    call: Callable[[Any, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """:meth:`FewShotLearner.predict_each` for a learner that adapts to the support set
+    alone: ``adapt(support_x, support_y)`` once per task (e.g. MAML's adapted parameters),
+    then ``call(adapted, query)`` for each query on its own, without a graph; class
+    indices, or values for regression."""
+    if episode.batched:
+        return torch.stack(
+            [each_query_after(episode.task(b), adapt, call) for b in range(episode.num_tasks)]
+        )
+    adapted = adapt(episode.support_x, episode.support_y)
+    with torch.no_grad():
+        out = torch.cat([call(adapted, query[None]) for query in episode.query_x])
+    return out if episode.regression else out.argmax(-1)
 
 
 _TAKES_WAYS: dict[type, bool] = {}

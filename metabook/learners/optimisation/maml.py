@@ -44,7 +44,7 @@ from torch.func import functional_call
 
 from metabook._compat import renamed_arguments
 from metabook.data.episodes import Episode, is_batched
-from metabook.learners.base import FewShotLearner, per_task
+from metabook.learners.base import FewShotLearner, each_query_after, per_task
 from metabook.learners.sgd import LossFn, Params, StepSizes, inner_loop
 
 __all__ = ["MAML", "MetaSGD", "without_running_stats"]
@@ -332,6 +332,13 @@ class MAML(FewShotLearner):
         out = per_task(one, episode.support_x, episode.support_y, episode.query_x)
         out = out.detach()
         return out if episode.regression else out.argmax(-1)
+
+    def predict_each(self, episode: Episode) -> torch.Tensor:
+        """Each query on its own: adapt once to the support set, then predict the queries
+        one at a time (equal to :meth:`predict` on each single-query episode)."""
+        return each_query_after(
+            episode, lambda sx, sy: self.adapt(sx, sy, create_graph=False), self._call
+        )
 
 
 class MetaSGD(MAML):

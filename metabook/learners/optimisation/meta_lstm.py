@@ -30,7 +30,8 @@ from torch import nn
 from torch.func import functional_call
 
 from metabook._compat import renamed_arguments, warn_deprecated
-from metabook.learners.base import FewShotLearner, per_task
+from metabook.data.episodes import Episode
+from metabook.learners.base import FewShotLearner, each_query_after, per_task
 from metabook.learners.optimisation.maml import _check_batchnorm
 from metabook.learners.sgd import LossFn, gradients
 
@@ -212,3 +213,12 @@ class MetaLSTM(FewShotLearner):
             return functional_call(self.model, self.adapt(sx, sy), (qx,))
 
         return per_task(task, support_x, support_y, query_x)
+
+    def predict_each(self, episode: Episode) -> torch.Tensor:
+        """Each query on its own: adapt once to the support set, then predict the queries
+        one at a time (equal to :meth:`predict` on each single-query episode)."""
+        return each_query_after(
+            episode,
+            torch.no_grad()(self.adapt),
+            lambda params, query: functional_call(self.model, params, (query,)),
+        )
