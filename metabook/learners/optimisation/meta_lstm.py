@@ -216,7 +216,8 @@ class MetaLSTM(FewShotLearner):
 
     def predict_each(self, episode: Episode) -> torch.Tensor:
         """Each query on its own: adapt once to the support set, then predict the queries
-        one at a time (equal to :meth:`predict` on each single-query episode)."""
+        one at a time (equal to :meth:`~metabook.learners.base.FewShotLearner.predict` on
+        each single-query episode)."""
         return each_query_after(
             episode,
             torch.no_grad()(self.adapt),
