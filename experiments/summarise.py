@@ -32,9 +32,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+")
     args = parser.parse_args()
-    comparisons = [n for n in args.names if "methods" in results.load_result(n)]
+    recorded = {name: results.load_result(name) for name in args.names}
+    comparisons = [n for n, r in recorded.items() if "methods" in r]
     for name in comparisons:
-        print(f"{name}:\n\n{results.comparison_table(results.load_result(name))}\n")
+        print(f"{name}:\n\n{results.comparison_table(recorded[name])}\n")
     runs = [n for n in args.names if n not in comparisons]
     if not runs:
         return
@@ -42,7 +43,7 @@ def main() -> None:
     print("| " + " | ".join([*columns, "test (each query alone)"]) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in runs:
-        r = results.load_result(name)
+        r = recorded[name]
         seeds = r["seeds"]
         print(
             f"| {name} | {r['config']['method']} | {r['config']['data']['dataset']} | "

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from metabook._compat import warn_deprecated
 from metabook.data.episodes import Episode, is_batched
@@ -186,6 +187,21 @@ def each_query_after(
     with torch.no_grad():
         out = torch.cat([call(adapted, query[None]) for query in episode.query_x])
     return out if episode.regression else out.argmax(-1)
+
+
+def _each_query_of_adapted(
+    model: nn.Module,
+    adapt: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    episode: Episode,
+) -> torch.Tensor:
+    """:func:`each_query_after` for a learner whose ``adapt`` returns new parameters of
+    ``model`` (Reptile, the Meta-LSTM): adapted without a graph, as :meth:`predict` does,
+    then ``model`` with them on each query alone."""
+    return each_query_after(
+        episode,
+        torch.no_grad()(adapt),
+        lambda params, query: functional_call(model, params, (query,)),
+    )
 
 
 _TAKES_WAYS: dict[type, bool] = {}

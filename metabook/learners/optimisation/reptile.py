@@ -20,7 +20,7 @@ from torch.func import functional_call
 
 from metabook._compat import renamed_arguments
 from metabook.data.episodes import Episode
-from metabook.learners.base import FewShotLearner, each_query_after, per_task
+from metabook.learners.base import FewShotLearner, _each_query_of_adapted, per_task
 from metabook.learners.optimisation.maml import _check_batchnorm
 from metabook.learners.sgd import LossFn, Params, inner_loop
 
@@ -109,11 +109,7 @@ class Reptile(FewShotLearner):
         """Each query on its own: adapt once to the support set, then predict the queries
         one at a time (equal to :meth:`~metabook.learners.base.FewShotLearner.predict` on
         each single-query episode)."""
-        return each_query_after(
-            episode,
-            torch.no_grad()(self.adapt),
-            lambda params, query: functional_call(self.model, params, (query,)),
-        )
+        return _each_query_of_adapted(self.model, self.adapt, episode)
 
     def loss(self, episode: Episode) -> torch.Tensor:
         """``0.5 * ||theta - mean_i theta_i'||^2``: its gradient is the Reptile direction."""
