@@ -97,6 +97,7 @@ from metabook.learners import (
     random_search,
     sgd_step,
     standardise_by_support,
+    uses_batch_statistics,
     task_embedding,
     without_running_stats,
 )
@@ -172,6 +173,7 @@ __all__ = [
     "modified_hausdorff",
     "per_task",
     "standardise_by_support",
+    "uses_batch_statistics",
     "MatchingNetwork",
     "ProtoNet",
     "SiameseNetwork",

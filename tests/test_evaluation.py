@@ -265,6 +265,43 @@ def test_each_query_alone_is_predict_on_each_single_query_episode(make):
         assert torch.equal(got, expected.reshape(got.shape))
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mb.MANN(mb.models.Conv4(channels=8, norm="layer"), 8, max_ways=3, slots=8),
+        lambda: mb.InContextTransformer(
+            mb.models.Conv4(channels=8, norm="layer"), 8, max_ways=3, d_model=16
+        ),
+    ],
+    ids=["mann", "in-context"],
+)
+def test_learners_that_keep_queries_apart_predict_each_query_as_together(make, monkeypatch):
+    """The MANN and the Transformer keep queries apart: predict on each single-query episode
+    (the definition; the MANN's support order drawn from the same seed every time) gives the
+    same logits as the queries together, and predict_each calls predict once."""
+    mb.seed_everything(0)
+    learner = make().eval()
+    data = torch.utils.data.TensorDataset(torch.rand(60, 1, 28, 28), torch.arange(6).repeat(10))
+    episode = EpisodeSampler(data, 3, 1, 4, seed=0).sample()
+    mb.seed_everything(1)
+    together = learner._forward_episode(episode).detach()
+    for i, one in enumerate(episode.single_queries()):
+        mb.seed_everything(1)
+        torch.testing.assert_close(learner._forward_episode(one).detach()[0], together[i])
+    calls = []
+    predict = learner.predict
+    monkeypatch.setattr(learner, "predict", lambda e: calls.append(1) or predict(e))
+    mb.seed_everything(1)
+    assert torch.equal(learner.predict_each(episode), together.argmax(-1))
+    assert len(calls) == 1
+    # with a BatchNorm encoder the queries meet in its statistics: back to the definition
+    learner.encoder = mb.models.Conv4(channels=8)
+    assert mb.uses_batch_statistics(learner)
+    calls.clear()
+    learner.predict_each(episode)
+    assert len(calls) == len(episode.query_y)
+
+
 def test_inductive_maml_adapts_once_per_episode(monkeypatch):
     mb.seed_everything(0)
     learner = mb.MAML(mb.models.MLP(hidden_sizes=(8,)), inner_lr=0.1, loss_fn=F.mse_loss).eval()

@@ -28,6 +28,7 @@ from metabook.learners.base import (
     modified_hausdorff,
     per_task,
     standardise_by_support,
+    uses_batch_statistics,
 )
 from metabook.learners.ensemble import Ensemble
 from metabook.learners.metric import (
@@ -76,6 +77,7 @@ __all__ = [
     "modified_hausdorff",
     "per_task",
     "standardise_by_support",
+    "uses_batch_statistics",
     "MatchingNetwork",
     "ProtoNet",
     "SiameseNetwork",

@@ -38,6 +38,7 @@ __all__ = [
     "modified_hausdorff",
     "per_task",
     "standardise_by_support",
+    "uses_batch_statistics",
 ]
 
 TaskFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -94,10 +95,14 @@ class FewShotLearner(nn.Module):
     Two class attributes tell :mod:`metabook.registry` how to build a learner around the
     book's backbone: ``needs_head`` (the backbone ends in a linear layer with one output
     per class, so the learner classifies exactly that many classes) and :meth:`from_backbone`
-    (how the backbone and the hyper-parameters are passed to the constructor).
+    (how the backbone and the hyper-parameters are passed to the constructor). A third,
+    ``queries_apart``, says that the architecture keeps the queries apart (each query's
+    prediction depends on the support set and on itself only, as long as no layer
+    normalises with batch statistics): :meth:`predict_each` is then :meth:`predict`.
     """
 
     needs_head: ClassVar[bool] = False
+    queries_apart: ClassVar[bool] = False
 
     @classmethod
     def from_backbone(cls, backbone: nn.Module, ways: int, **hyper: Any) -> FewShotLearner:
@@ -161,13 +166,27 @@ class FewShotLearner(nn.Module):
         does (a batch of episodes is split into its tasks first). Learners whose adaptation
         reads only the support set override it to adapt once per episode and then predict
         the queries one by one (:func:`each_query_after`): the same predictions for a
-        fraction of the work.
+        fraction of the work. Learners whose ``queries_apart`` is true predict the queries
+        together: the same predictions, unless a layer normalises with batch statistics
+        (:func:`uses_batch_statistics`), in which case this default applies.
         """
+        if self.queries_apart and not uses_batch_statistics(self):
+            return self.predict(episode)
         if episode.batched:
             return torch.stack(
                 [self.predict_each(episode.task(b)) for b in range(episode.num_tasks)]
             )
         return torch.cat([self.predict(one) for one in episode.single_queries()])
+
+
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether a BatchNorm layer of ``module`` would normalise with the statistics of the
+    batch it is given (it is training, or it keeps no running statistics), so that
+    examples in one call influence each other's outputs."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or not m.track_running_stats)
+        for m in module.modules()
+    )
 
 
 def each_query_after(

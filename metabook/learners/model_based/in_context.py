@@ -59,7 +59,12 @@ class InContextTransformer(FewShotLearner):
             episodes: an untrained Conv4's embeddings of different characters have cosine
             similarities around 0.95, so their differences are small beside the label
             embeddings and no query learns which support token to attend to.
+
+    The attention mask keeps the queries apart (``queries_apart``), so inductive
+    evaluation predicts them together unless the encoder normalises with batch statistics.
     """
+
+    queries_apart = True
 
     def __init__(
         self,

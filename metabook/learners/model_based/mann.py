@@ -143,7 +143,14 @@ class MANN(FewShotLearner):
 
     After a forward on one episode, ``last_usage`` holds the memory usage after every
     support step ``[S, slots]`` (for plots).
+
+    Its queries are kept apart (``queries_apart``): inductive evaluation
+    (:meth:`~metabook.learners.base.FewShotLearner.predict_each`) reads them all from one
+    presentation of the support set, in one random order, as
+    :meth:`~metabook.learners.base.FewShotLearner.predict` does.
     """
+
+    queries_apart = True
 
     @renamed_arguments(hidden="controller_size")
     def __init__(
