@@ -26,10 +26,10 @@ ranks the methods on the spread over seeds, not on one run. One table per chapte
 Each (method, seed) is saved as it finishes under ``--runs-dir`` and skipped when the
 script is run again, so a stopped run resumes. The result, written atomically to
 ``metabook/_results/NAME.json`` (``metabook.results.load_result(NAME)``; NAME defaults to
-``TABLE-methods``), holds for each method and column every seed's accuracy with its
-per-episode 95% interval, the mean over seeds with Student's t interval of the per-seed
-means, and the training seconds; with the command, device, versions and date. An existing
-result is replaced only with ``--overwrite``.
+``TABLE-methods``), holds for each method its training steps and seconds, and for each
+column every seed's accuracy, the mean over seeds with Student's t interval of the per-seed
+means and the per-episode 95% interval (``metabook.over_seeds``); with the command, device,
+versions and date. An existing result is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -319,11 +320,6 @@ TABLES = {
 }
 
 
-def over_seeds(values: list[float]) -> dict[str, float]:
-    mean, ci95 = mb.mean_confidence_interval(torch.tensor(values))
-    return {"mean": mean, "ci95": ci95}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", choices=sorted(TABLES), help="the chapter's comparison")
@@ -386,16 +382,13 @@ def main(argv: list[str] | None = None) -> None:
                 atomic_write(done, lambda tmp, r=record: tmp.write_text(json.dumps(r)))
             per_seed.append(record)
             print(json.dumps({"method": method, **record}), flush=True)
-        columns = {}
-        for column in entry.columns:
-            values = [r["test"][column] for r in per_seed]
-            columns[column] = {
-                **(over_seeds([v["mean"] for v in values]) if len(values) > 1 else {}),
-                "episode_ci95": sum(v["ci95"] for v in values) / len(values),
-                "seeds": [v["mean"] for v in values],
-            }
+        columns = {
+            column: asdict(mb.over_seeds([r["test"][column] for r in per_seed]))
+            for column in entry.columns
+        }
         methods[method] = {
             "test": columns,
+            "steps": steps * entry.step_factor,
             "train_seconds": [r["train_seconds"] for r in per_seed],
         }
 

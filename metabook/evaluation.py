@@ -13,7 +13,7 @@ depend on a chosen threshold.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +27,12 @@ from metabook.runtime import progress_enabled
 __all__ = [
     "ROC",
     "EvalResult",
+    "SeedResult",
     "compare_intervals",
     "equal_error_rate",
     "evaluate",
     "mean_confidence_interval",
+    "over_seeds",
     "pair_scores_by_identity",
     "roc_curve",
 ]
@@ -127,6 +129,39 @@ class EvalResult:
                 f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}% ({self.values.numel()} episodes)"
             )
         return f"{self.metric} {self.mean:.4g} ± {self.ci95:.2g} ({self.values.numel()} episodes)"
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """A method's result over training seeds, the unit of every ranking in the book.
+
+    ``mean`` is the mean of the per-seed means ``seeds``; ``ci95`` the half-width of
+    Student's t interval of those means (with a single seed, that run's interval over test
+    episodes, the only one there is, which understates how much a second training would
+    move it); ``episode_ci95`` one run's interval over test episodes, averaged over the
+    seeds. The fields are those of a cell of a recorded comparison (:mod:`metabook.results`),
+    so ``SeedResult(**cell)`` reads one, and :func:`compare_intervals` accepts it.
+    """
+
+    mean: float
+    ci95: float
+    episode_ci95: float
+    seeds: list[float]
+
+
+def over_seeds(results: Sequence[Any]) -> SeedResult:
+    """The :class:`SeedResult` of one method trained with several seeds and evaluated on
+    the same test episodes: ``results`` holds one :class:`EvalResult` per seed (or a
+    ``(mean, ci95)`` pair, or a mapping with ``mean`` and ``ci95``)."""
+    pairs = [_interval(r) for r in results]
+    if not pairs:
+        raise ValueError("no results: give one per training seed")
+    means = [m for m, _ in pairs]
+    episode = sum(h for _, h in pairs) / len(pairs)
+    if len(pairs) == 1:
+        return SeedResult(means[0], episode, episode, means)
+    mean, ci95 = mean_confidence_interval(torch.tensor(means, dtype=torch.float64))
+    return SeedResult(mean, ci95, episode, means)
 
 
 def _metric(

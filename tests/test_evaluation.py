@@ -3,6 +3,7 @@ rate) by hand."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -313,3 +314,25 @@ def test_inductive_maml_adapts_once_per_episode(monkeypatch):
     assert len(calls) == 3  # not 3 x 7
     # an MLP has no batch statistics: each query alone is the same prediction
     torch.testing.assert_close(alone.values, mb.evaluate(learner, episodes).values)
+
+
+def test_over_seeds_is_the_t_interval_of_the_seed_means():
+    """Three seeds 80, 84 and 88%: mean 84, sample sd 4, t(0.975, 2) = 4.3027, so the
+    half-width is 4.3027 * 4 / sqrt(3) = 9.937 points; the episode interval is the mean
+    of the three runs' intervals."""
+    runs = [(0.80, 0.01), (0.84, 0.02), {"mean": 0.88, "ci95": 0.03}]
+    result = mb.over_seeds(runs)
+    assert result.mean == pytest.approx(0.84)
+    assert result.ci95 == pytest.approx(4.302653 * 0.04 / 3**0.5, rel=1e-6)
+    assert result.episode_ci95 == pytest.approx(0.02)
+    assert result.seeds == pytest.approx([0.80, 0.84, 0.88])
+    # a recorded cell reads back, and rankings use the interval over seeds
+    again = mb.SeedResult(**dataclasses.asdict(result))
+    assert again == result
+    assert mb.compare_intervals(again, 0.741) == 0  # the interval starts at 0.74063
+    assert mb.compare_intervals(again, 0.740) == 1
+    # one seed: its own interval over episodes, the only one there is
+    one = mb.over_seeds([(0.9, 0.02)])
+    assert (one.mean, one.ci95, one.episode_ci95, one.seeds) == (0.9, 0.02, 0.02, [0.9])
+    with pytest.raises(ValueError, match="no results"):
+        mb.over_seeds([])

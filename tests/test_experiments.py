@@ -139,8 +139,10 @@ def test_a_chapters_comparison_is_recorded_over_seeds_and_resumes(tmp_path, monk
     assert list(result["methods"]) == ["MAML", "transfer (nearest centroid)"]
     maml = result["methods"]["MAML"]
     assert list(maml["test"]) == ["after 1 step", "after 10 steps"]
+    assert maml["steps"] == 2  # the training steps of this method
     for column in maml["test"].values():
-        mean, ci95 = mb.mean_confidence_interval(torch.tensor(column["seeds"]))
+        seeds = torch.tensor(column["seeds"], dtype=torch.float64)
+        mean, ci95 = mb.mean_confidence_interval(seeds)
         assert (column["mean"], column["ci95"]) == (mean, ci95)
         # 3 episodes of 5 ways x 5 queries: each seed's accuracy is a count out of 75
         for value in column["seeds"]:
