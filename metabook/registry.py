@@ -154,6 +154,14 @@ LEARNERS: Mapping[str, Method] = MappingProxyType(
                 "classifier on every training class, linear probe (Chen et al., 2019)",
                 {"head": "probe"},
             ),
+            Method(
+                "transfer-finetune",
+                TransferBaseline,
+                "transfer",
+                "classifier on every training class, fine-tuned on the support set "
+                "(Chen et al., 2019)",
+                {"head": "finetune"},
+            ),
         )
     }
 )

@@ -4,7 +4,9 @@ Defined in the chapter "Siamese networks and prototype losses". Chen et al. (201
 Tian et al. (2020) showed that a network trained as an ordinary classifier on all the
 training classes, with a simple classifier fitted on its features at test time, often
 matches meta-learners: the baseline a meta-learning result has to beat. Wang et al.
-(2019)'s SimpleShot is the nearest-centroid version, on centred, L2-normalised features.
+(2019)'s SimpleShot is the nearest-centroid version, on centred, L2-normalised features;
+Chen et al.'s Baseline fits a linear classifier on the features (a probe) and also
+fine-tunes the whole network on the support set.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from metabook.data.episodes import Episode
 from metabook.learners.base import FewShotLearner, embedding_size, episode_ways, per_task
@@ -21,7 +24,7 @@ from metabook.learners.metric import _embed, pairwise_distance, prototypes
 
 __all__ = ["TransferBaseline", "centred_unit"]
 
-HEADS = ("centroid", "probe")
+HEADS = ("centroid", "probe", "finetune")
 
 
 def centred_unit(features: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
@@ -41,7 +44,13 @@ class TransferBaseline(FewShotLearner):
     unit length; then ``head="centroid"`` scores each query by minus its squared distance
     to each class mean (SimpleShot), and ``head="probe"`` fits a logistic-regression probe
     on the support features (``probe_steps`` of Adam at ``probe_lr``, weight decay
-    ``probe_decay``) and returns its logits (Chen et al.'s Baseline).
+    ``probe_decay``) and returns its logits (Chen et al.'s Baseline), and
+    ``head="finetune"`` fine-tunes a copy of the backbone together with a linear head on the
+    support set (``finetune_steps`` of SGD at ``finetune_lr``; the head starts at the class
+    means, ``W = 2 c_k``, ``b = -|c_k|^2``, which scores like the centroid head: for a
+    backbone without batch statistics, zero steps give the centroid head's scores plus
+    one). Choose the fine-tuning's steps and
+    step size on validation classes: they are hyper-parameters of the baseline.
 
     Args:
         backbone: maps images to features of size ``embedding_dim``.
@@ -58,6 +67,8 @@ class TransferBaseline(FewShotLearner):
         probe_steps: int = 100,
         probe_lr: float = 0.1,
         probe_decay: float = 1e-3,
+        finetune_steps: int = 10,
+        finetune_lr: float = 0.01,
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 2:
@@ -72,6 +83,7 @@ class TransferBaseline(FewShotLearner):
         self.classifier = nn.Linear(dim, num_classes)
         self.head = head
         self.probe_steps, self.probe_lr, self.probe_decay = probe_steps, probe_lr, probe_decay
+        self.finetune_steps, self.finetune_lr = finetune_steps, finetune_lr
 
     @classmethod
     def from_backbone(cls, backbone: nn.Module, ways: int, **hyper: Any) -> TransferBaseline:
@@ -100,12 +112,49 @@ class TransferBaseline(FewShotLearner):
     def _one(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor, ways: int
     ) -> torch.Tensor:
+        if self.head == "finetune":
+            return self._finetuned(support_x, support_y, query_x, ways)
         support, query = _embed(self.backbone, support_x, support_y, query_x)
         centre = support.mean(0)
         support, query = centred_unit(support, centre), centred_unit(query, centre)
         if self.head == "centroid":
             return -pairwise_distance(query, prototypes(support, support_y, ways))
         return self._probe(support.detach(), support_y, ways)(query)
+
+    def _finetuned(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor, ways: int
+    ) -> torch.Tensor:
+        """The query scores of a copy of the backbone and a linear head on its centred unit
+        features, fine-tuned on the support set; the learner's own weights are untouched
+        (gradients are enabled for the fit even under ``torch.no_grad``)."""
+        buffers = dict(self.backbone.named_buffers())
+
+        def features(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.backbone, {**params, **buffers}, (x,))
+
+        with torch.enable_grad():
+            params = {
+                n: p.detach().clone().requires_grad_() for n, p in self.backbone.named_parameters()
+            }
+            z = features(params, support_x).detach()
+            centres = prototypes(centred_unit(z, z.mean(0)), support_y, ways)
+            weight = (2 * centres).requires_grad_()
+            bias = (-centres.pow(2).sum(-1)).requires_grad_()
+            for _ in range(self.finetune_steps):
+                z = features(params, support_x)
+                scores = centred_unit(z, z.mean(0)) @ weight.T + bias
+                tensors = [*params.values(), weight, bias]
+                grads = torch.autograd.grad(
+                    F.cross_entropy(scores, support_y), tensors, allow_unused=True
+                )
+                with torch.no_grad():
+                    for tensor, grad in zip(tensors, grads, strict=True):
+                        if grad is not None:
+                            tensor -= self.finetune_lr * grad
+        with torch.no_grad():  # support and queries in one call, as the other heads
+            z = features(params, torch.cat([support_x, query_x]))
+            support, query = z[: len(support_x)], z[len(support_x) :]
+            return centred_unit(query, support.mean(0)) @ weight.T + bias
 
     def _probe(self, support: torch.Tensor, labels: torch.Tensor, ways: int) -> nn.Linear:
         """A logistic-regression probe fitted on the support features (gradients are

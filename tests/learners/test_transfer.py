@@ -85,3 +85,36 @@ def test_bad_arguments_are_refused():
         mb.TransferBaseline(nn.Identity(), embedding_dim=2)
     with pytest.raises(ValueError, match="head must be one of"):
         baseline(head="svm")
+
+
+def test_zero_finetuning_steps_score_like_the_centroid_head_plus_one():
+    """The head starts at W = 2 c_k, b = -|c_k|^2 on unit features u, so its score is
+    2 u.c_k - |c_k|^2 = 1 - |u - c_k|^2: the centroid head's plus one."""
+    torch.manual_seed(0)
+    backbone = nn.Linear(4, 3)  # no batch statistics
+    make = lambda head, **k: mb.TransferBaseline(backbone, 6, embedding_dim=3, head=head, **k)  # noqa: E731
+    support, labels, query = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2]), torch.randn(5, 4)
+    centroid = make("centroid")(support, labels, query)
+    tuned = make("finetune", finetune_steps=0)(support, labels, query)
+    torch.testing.assert_close(tuned, centroid + 1)
+
+
+def test_finetuning_fits_the_support_set_on_a_copy_of_the_backbone():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    before = {n: p.clone() for n, p in backbone.named_parameters()}
+    support, labels = torch.randn(9, 4), torch.arange(3).repeat_interleave(3)
+
+    def support_loss(steps: int) -> float:
+        learner = mb.TransferBaseline(
+            backbone, 6, embedding_dim=3, head="finetune", finetune_steps=steps, finetune_lr=0.5
+        )
+        with torch.no_grad():  # as evaluate calls it: the fit still has gradients
+            scores = learner(support, labels, support)
+        return float(F.cross_entropy(scores, labels))
+
+    losses = [support_loss(steps) for steps in (0, 5, 50)]
+    assert losses[0] > losses[1] > losses[2]
+    assert losses[2] < 0.5 * losses[0]
+    for name, p in backbone.named_parameters():  # the learner's own weights are untouched
+        assert torch.equal(p, before[name]) and p.grad is None
