@@ -14,6 +14,9 @@ ranks the methods on the spread over seeds, not on one run. One table per chapte
   baseline on the same episodes; 5-way 1-shot, test after 1 and 10 gradient steps);
 - ``applications``: chapter 6's Omniglot table (the metric learners and MAML, 5-way 1-shot
   training, test at 5 and 20 ways);
+- ``transfer``: chapter 3's transfer baseline with three heads (nearest centroid, a
+  linear probe, fine-tuning; the last two as chosen on validation by
+  ``experiments/transfer_validation.py``);
 - ``model-based``: chapter 5 (ProtoNet, MAML, the Meta-LSTM, the MANN and the in-context
   Transformer; 5-way 1-shot, the queries together and each query alone).
 
@@ -94,7 +97,7 @@ class TestEpisodes:
         return self._drawn[key]
 
 
-def metric_table(train_set: Omniglot, episodes: int) -> Table:
+def metric_table(train_set: Omniglot, episodes: int, results: Path) -> Table:
     """Chapter 4, "Siamese networks and prototype losses"."""
     test = TestEpisodes(train_set, episodes, seed=1)
 
@@ -149,7 +152,7 @@ def metric_table(train_set: Omniglot, episodes: int) -> Table:
 TEST_STEPS = (1, 10)
 
 
-def optimisation_table(train_set: Omniglot, episodes: int) -> Table:
+def optimisation_table(train_set: Omniglot, episodes: int, results: Path) -> Table:
     """Chapter 3, "MAML and Reptile": the chapter's MAML (Conv4 with a 5-way head, one
     inner step of 0.4) and its variants, and the transfer baseline fed the same episodes."""
     test = TestEpisodes(train_set, episodes, seed=1)
@@ -203,7 +206,58 @@ def optimisation_table(train_set: Omniglot, episodes: int) -> Table:
     )
 
 
-def applications_table(train_set: Omniglot, episodes: int) -> Table:
+def transfer_table(train_set: Omniglot, episodes: int, results: Path) -> Table:
+    """Chapter 3's transfer baselines: the classifier of the ``optimisation`` table's
+    transfer row, trained the same way, scored with three heads (nearest centroid, a
+    linear probe, fine-tuning), the probe's and fine-tuning's settings read from their
+    choice on validation characters (``experiments/transfer_validation.py``)."""
+    validation = results / "transfer-validation.json"
+    if not validation.is_file():
+        raise SystemExit(
+            f"the transfer table needs the settings chosen on validation ({validation}): "
+            "run python experiments/transfer_validation.py first"
+        )
+    chosen = json.loads(validation.read_text())["chosen"]
+    test = TestEpisodes(train_set, episodes, seed=1)
+
+    def training(seed: int) -> EpisodeSampler:
+        return EpisodeSampler(train_set, 5, 1, QUERIES, seed=seed)
+
+    def head(name: str, **hyper: Any) -> Callable[[mb.FewShotLearner], mb.EvalResult]:
+        def score(learner: mb.FewShotLearner) -> mb.EvalResult:
+            learner.head = name  # type: ignore[assignment]
+            for key, value in hyper.items():
+                setattr(learner, key, value)
+            return mb.evaluate(learner, test(5, 1))
+
+        return score
+
+    return Table(
+        {
+            "transfer": Entry(
+                lambda: mb.TransferBaseline(Conv4(), num_classes=len(train_set.classes)),
+                training,
+                {
+                    "nearest centroid": head("centroid"),
+                    "linear probe": head("probe", **chosen["probe"]),
+                    "fine-tuned": head("finetune", **chosen["finetune"]),
+                },
+            ),
+        },
+        meta_batch=16,
+        protocol={
+            "train": "omniglot:background_small1, rotations as new classes, 5-way 1-shot, "
+            f"{QUERIES} queries, meta-batch 16, Adam lr 1e-3, Conv4: a classifier over "
+            "every training class, fed the episodes of the optimisation table",
+            "test": "omniglot:background_small2, alphabets outside training; 5-way 1-shot, "
+            f"{QUERIES} queries, fixed episodes (seed 1); probe {chosen['probe']} and "
+            f"fine-tuning {chosen['finetune']} as chosen on validation "
+            "(transfer-validation); the book's teaching protocol, not the official runs",
+        },
+    )
+
+
+def applications_table(train_set: Omniglot, episodes: int, results: Path) -> Table:
     """Chapter 6, "Applications": the learners of the earlier chapters on 5-way 1-shot
     training episodes (4 a step), tested at 5 and 20 ways; MAML's head has one output per
     way, so it is trained once for each width."""
@@ -248,7 +302,7 @@ def applications_table(train_set: Omniglot, episodes: int) -> Table:
     )
 
 
-def model_based_table(train_set: Omniglot, episodes: int) -> Table:
+def model_based_table(train_set: Omniglot, episodes: int, results: Path) -> Table:
     """Chapter 5, "Model-based meta-learning": the Meta-LSTM, the MANN and the in-context
     Transformer beside ProtoNet and MAML, on 5-way 1-shot episodes (4 a step; the MANN
     trains four times as long), scored with the queries together and each query alone."""
@@ -316,6 +370,7 @@ TABLES = {
     "metric": (metric_table, 1000),
     "optimisation": (optimisation_table, 300),
     "applications": (applications_table, 300),
+    "transfer": (transfer_table, 300),
     "model-based": (model_based_table, 500),
 }
 
@@ -342,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{out} exists: give --overwrite to replace it, or another --name")
     device = mb.pick_device(args.device)
     train_set = Omniglot("background_small1", rotations=True)
-    table = build(train_set, args.episodes)
+    table = build(train_set, args.episodes, Path(args.results_dir))
     chosen = args.methods or list(table.entries)
     unknown = sorted(set(chosen) - set(table.entries))
     if unknown:

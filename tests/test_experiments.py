@@ -92,6 +92,11 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
                 assert column["ci95"] == pytest.approx(ci95, abs=1e-6)
                 assert 0 < column["episode_ci95"] < 0.1
         return
+    if "grid" in result:  # a choice on validation: the best mean of each head's grid
+        for head, setting in result["chosen"].items():
+            best = max(result["grid"][head], key=lambda r: r["mean"])
+            assert setting == {k: best[k] for k in setting}
+        return
     assert "config" in result
     assert [s["seed"] for s in result["seeds"]] == sorted({s["seed"] for s in result["seeds"]})
     for key in ("validation", "test", "test_inductive"):
@@ -164,6 +169,48 @@ def test_a_chapters_comparison_is_recorded_over_seeds_and_resumes(tmp_path, monk
     assert json.loads(out.read_text())["methods"] == result["methods"]
     with pytest.raises(SystemExit, match="unknown method 'MAMl': choose from MAML, "):
         script.main(["optimisation", "--methods", "MAMl", "--results-dir", str(tmp_path)])
+
+
+def load_script(name: str):
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_transfer_settings_are_chosen_on_validation_then_scored_once(tmp_path, monkeypatch):
+    """transfer_validation.py scores its whole grid on an alphabet held out of training and
+    chooses the best mean; methods.py transfer refuses to run without that choice and then
+    scores the test alphabets with it."""
+    root = tmp_path / "data"
+    write_omniglot_split(root / "omniglot", "background_small1", {"Atlantean": 6, "Korean": 6},
+                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
+    write_omniglot_split(root / "omniglot", "background_small2", {"Atlantean": 6, "Oriya": 7},
+                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
+    monkeypatch.setenv("METABOOK_DATA", str(root))
+    results = tmp_path / "results"
+    methods = load_script("methods")
+    argv = ["transfer", "--steps", "2", "--episodes", "3", "--seeds", "0", "1",
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]  # fmt: skip
+    with pytest.raises(SystemExit, match="run python experiments/transfer_validation.py"):
+        methods.main(argv)
+    validation = load_script("transfer_validation")
+    with pytest.raises(SystemExit, match="unknown alphabet 'Klingon': choose one of Atlantean"):
+        validation.main(["--val-alphabet", "Klingon", "--results-dir", str(results)])
+    validation.main(["--steps", "2", "--episodes", "3", "--results-dir", str(results)])
+    chosen = json.loads((results / "transfer-validation.json").read_text())
+    grid = chosen["grid"]
+    assert [len(grid[h]) for h in ("centroid", "probe", "finetune")] == [1, 3, 9]
+    for head in ("probe", "finetune"):
+        best = max(grid[head], key=lambda r: r["mean"])
+        assert chosen["chosen"][head] == {k: best[k] for k in chosen["chosen"][head]}
+    methods.main(argv)
+    result = json.loads((results / "transfer-methods.json").read_text())
+    assert list(result["methods"]["transfer"]["test"]) == [
+        "nearest centroid", "linear probe", "fine-tuned"
+    ]  # fmt: skip
+    assert str(chosen["chosen"]["finetune"]) in result["protocol"]["test"]
 
 
 def test_comparison_table_shows_the_interval_over_seeds_and_one_seeds_interval():

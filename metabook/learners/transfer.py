@@ -46,10 +46,10 @@ class TransferBaseline(FewShotLearner):
     on the support features (``probe_steps`` of Adam at ``probe_lr``, weight decay
     ``probe_decay``) and returns its logits (Chen et al.'s Baseline), and
     ``head="finetune"`` fine-tunes a copy of the backbone together with a linear head on the
-    support set (``finetune_steps`` of SGD at ``finetune_lr``; the head starts at the class
-    means, ``W = 2 c_k``, ``b = -|c_k|^2``, which scores like the centroid head: for a
-    backbone without batch statistics, zero steps give the centroid head's scores plus
-    one). Choose the fine-tuning's steps and
+    support set (``finetune_steps`` of SGD at ``finetune_lr`` on the cross-entropy of the
+    scores times ``finetune_scale``; the head starts at the class means, ``W = 2 c_k``,
+    ``b = -|c_k|^2``, which scores like the centroid head: for a backbone without batch
+    statistics, zero steps give the centroid head's scores plus one). Choose the fine-tuning's steps and
     step size on validation classes: they are hyper-parameters of the baseline.
 
     Args:
@@ -69,6 +69,7 @@ class TransferBaseline(FewShotLearner):
         probe_decay: float = 1e-3,
         finetune_steps: int = 10,
         finetune_lr: float = 0.01,
+        finetune_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 2:
@@ -84,6 +85,7 @@ class TransferBaseline(FewShotLearner):
         self.head = head
         self.probe_steps, self.probe_lr, self.probe_decay = probe_steps, probe_lr, probe_decay
         self.finetune_steps, self.finetune_lr = finetune_steps, finetune_lr
+        self.finetune_scale = finetune_scale
 
     @classmethod
     def from_backbone(cls, backbone: nn.Module, ways: int, **hyper: Any) -> TransferBaseline:
@@ -144,9 +146,8 @@ class TransferBaseline(FewShotLearner):
                 z = features(params, support_x)
                 scores = centred_unit(z, z.mean(0)) @ weight.T + bias
                 tensors = [*params.values(), weight, bias]
-                grads = torch.autograd.grad(
-                    F.cross_entropy(scores, support_y), tensors, allow_unused=True
-                )
+                loss = F.cross_entropy(self.finetune_scale * scores, support_y)
+                grads = torch.autograd.grad(loss, tensors, allow_unused=True)
                 with torch.no_grad():
                     for tensor, grad in zip(tensors, grads, strict=True):
                         if grad is not None:
