@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     result = {
         "name": args.name,
-        "command": "python experiments/transfer_validation.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(
+            ["python experiments/transfer_validation.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "protocol": {
             "train": "omniglot:background_small1 without the validation alphabet, rotations "
             f"as new classes, {args.steps} steps of 16 five-way 1-shot episodes, Adam lr "
