@@ -4,7 +4,9 @@
     python experiments/summarise.py optimisation-methods
 
 A comparison of ``experiments/methods.py`` is printed as the chapters show it
-(``metabook.results.comparison_table``). For results of ``experiments/omniglot_runs.py``:
+(``metabook.results.comparison_table``); a choice on validation
+(``experiments/transfer_validation.py``) as its grid, one row per setting. For results of
+``experiments/omniglot_runs.py``:
 
 One row per result: its validation figure (mean over seeds with Student's t interval of
 the per-seed means) and, where the official runs were scored, the test accuracy in both
@@ -36,7 +38,18 @@ def main() -> None:
     comparisons = [n for n, r in recorded.items() if "methods" in r]
     for name in comparisons:
         print(f"{name}:\n\n{results.comparison_table(recorded[name])}\n")
-    runs = [n for n in args.names if n not in comparisons]
+    grids = [n for n, r in recorded.items() if "grid" in r]
+    for name in grids:
+        print(f"{name}:\n\n| head | setting | validation accuracy (%) |\n| --- | --- | --- |")
+        for head, rows in recorded[name]["grid"].items():
+            for row in rows:
+                setting = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("mean", "ci95"))
+                print(
+                    f"| {head} | {setting or '-'} | "
+                    f"{100 * row['mean']:.1f} ± {100 * row['ci95']:.1f} |"
+                )
+        print(f"\nchosen: {recorded[name]['chosen']}\n")
+    runs = [n for n in args.names if n not in comparisons and n not in grids]
     if not runs:
         return
     columns = ["result", "method", "data", "seeds", "validation", "test (runs together)"]
