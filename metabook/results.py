@@ -64,10 +64,11 @@ def write_result(
     """Write ``result`` atomically as JSON to ``path`` with what it was measured on: the
     ``device`` (and the CPU, and torch's threads), the versions of metabook and torch, and
     the date (UTC)."""
+    threads = torch.get_num_threads()
     record = {
         **result,
         "device": f"{device.type}: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads",
+        f"{threads} thread{'s' * (threads != 1)}",
         "versions": {"metabook": __version__, "torch": torch.__version__},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
