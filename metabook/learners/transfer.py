@@ -49,8 +49,9 @@ class TransferBaseline(FewShotLearner):
     support set (``finetune_steps`` of SGD at ``finetune_lr`` on the cross-entropy of the
     scores times ``finetune_scale``; the head starts at the class means, ``W = 2 c_k``,
     ``b = -|c_k|^2``, which scores like the centroid head: for a backbone without batch
-    statistics, zero steps give the centroid head's scores plus one). Choose the fine-tuning's steps and
-    step size on validation classes: they are hyper-parameters of the baseline.
+    statistics, zero steps give the centroid head's scores plus one). Choose the
+    fine-tuning's steps and step size on validation classes: they are hyper-parameters of
+    the baseline.
 
     Args:
         backbone: maps images to features of size ``embedding_dim``.
