@@ -245,25 +245,63 @@ def test_intervals_are_compared_by_overlap_in_every_form():
         lambda: mb.MetaSGD(mb.models.Conv4(out_features=3, channels=8), inner_lr=0.4),
         lambda: mb.Reptile(mb.models.Conv4(out_features=3, channels=8), inner_steps=2),
         lambda: mb.MetaLSTM(mb.models.Conv4(out_features=3, channels=8), inner_steps=2),
-        lambda: mb.ProtoNet(mb.models.Conv4(channels=8)),
     ],
-    ids=["maml", "metasgd", "reptile", "metalstm", "protonet"],
+    ids=["maml", "metasgd", "reptile", "metalstm"],
 )
-def test_each_query_alone_is_predict_on_each_single_query_episode(make):
-    """predict_each (what inductive evaluation calls) is, by definition, predict on each
-    single-query episode; the learners that adapt once per episode must agree with it."""
+def test_each_query_alone_is_normalised_with_the_support_set(make):
+    """Inductive evaluation of a learner that adapts its parameters: each query's
+    prediction is that of the adapted model on the support set and that one query (so its
+    BatchNorm sees the support set and the query, Nichol et al.'s non-transductive
+    setting), for an episode and for a batch of tasks; predicting each query by itself
+    would normalise it by its own statistics and give other answers."""
     mb.seed_everything(0)
     learner = make().eval()
     data = torch.utils.data.TensorDataset(torch.rand(60, 1, 28, 28), torch.arange(6).repeat(10))
     batch = EpisodeSampler(data, 3, 1, 4, seed=0).sample(batch_size=2)
+
+    def definition(task: Episode) -> torch.Tensor:
+        with torch.no_grad():
+            adapted = learner.adapt(task.support_x, task.support_y)
+        model = learner.model
+        predictions = []
+        for query in task.query_x:
+            with torch.no_grad():
+                out = torch.func.functional_call(
+                    model, adapted, (torch.cat([task.support_x, query[None]]),)
+                )
+            predictions.append(out[-1].argmax())
+        return torch.stack(predictions)
+
     for episode in (batch.task(0), batch):
         tasks = [episode] if not episode.batched else [episode.task(b) for b in range(2)]
-        expected = torch.stack(
-            [torch.cat([learner.predict(one) for one in t.single_queries()]) for t in tasks]
-        )
+        expected = torch.stack([definition(t) for t in tasks])
         got = learner.predict_each(episode)
         assert got.shape == ((2, 12) if episode.batched else (12,))
         assert torch.equal(got, expected.reshape(got.shape))
+    # a query by itself is normalised with its own statistics: other outputs
+    task = batch.task(0)
+    with torch.no_grad():
+        adapted = learner.adapt(task.support_x, task.support_y)
+        model, query = learner.model, task.query_x[:1]
+        beside = torch.func.functional_call(model, adapted, (torch.cat([task.support_x, query]),))
+        alone = torch.func.functional_call(model, adapted, (query,))
+    assert not torch.allclose(beside[-1:], alone, atol=1e-3)
+
+
+def test_each_query_of_a_metric_learner_is_embedded_with_the_support_set():
+    """ProtoNet's inductive predictions are its predictions on each single-query episode,
+    whose forward embeds the support set and the one query together."""
+    mb.seed_everything(0)
+    learner = mb.ProtoNet(mb.models.Conv4(channels=8)).eval()
+    data = torch.utils.data.TensorDataset(torch.rand(60, 1, 28, 28), torch.arange(6).repeat(10))
+    episode = EpisodeSampler(data, 3, 1, 4, seed=0).sample()
+    expected = []
+    for query in episode.query_x:
+        with torch.no_grad():
+            z = learner.backbone(torch.cat([episode.support_x, query[None]]))
+        prototypes = mb.learners.prototypes(z[:-1], episode.support_y, 3)
+        expected.append((-(z[-1] - prototypes).pow(2).sum(-1)).argmax())
+    assert torch.equal(learner.predict_each(episode), torch.stack(expected))
 
 
 @pytest.mark.parametrize(

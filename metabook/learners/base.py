@@ -159,16 +159,19 @@ class FewShotLearner(nn.Module):
     def predict_each(self, episode: Episode) -> torch.Tensor:
         """Like :meth:`predict`, but each query is predicted on its own, with the whole
         support set: the inductive setting, in which no query can influence another's
-        prediction (e.g. through BatchNorm's batch statistics).
+        prediction (e.g. through BatchNorm's batch statistics). Where a model normalises
+        with batch statistics, a query is normalised with those of the support set and
+        itself, never by itself alone.
 
         By definition this is :meth:`predict` on each of
         :meth:`~metabook.data.episodes.Episode.single_queries`, which is what this default
-        does (a batch of episodes is split into its tasks first). Learners whose adaptation
-        reads only the support set override it to adapt once per episode and then predict
-        the queries one by one (:func:`each_query_after`): the same predictions for a
-        fraction of the work. Learners whose ``queries_apart`` is true predict the queries
-        together: the same predictions, unless a layer normalises with batch statistics
-        (:func:`uses_batch_statistics`), in which case this default applies.
+        does (a batch of episodes is split into its tasks first); a metric learner embeds
+        the support set and the one query together. Learners whose adaptation reads only
+        the support set override it to adapt once per episode and then predict the queries
+        one by one, each beside the support set (:func:`each_query_after`). Learners whose
+        ``queries_apart`` is true predict the queries together: the same predictions,
+        unless a layer normalises with batch statistics (:func:`uses_batch_statistics`), in
+        which case this default applies.
         """
         if self.queries_apart and not uses_batch_statistics(self):
             return self.predict(episode)
@@ -196,15 +199,25 @@ def each_query_after(
 ) -> torch.Tensor:
     """:meth:`FewShotLearner.predict_each` for a learner that adapts to the support set
     alone: ``adapt(support_x, support_y)`` once per task (e.g. MAML's adapted parameters),
-    then ``call(adapted, query)`` for each query on its own, without a graph; class
-    indices, or values for regression."""
+    then ``call(adapted, inputs)`` for each query on its own, without a graph; class
+    indices, or values for regression.
+
+    Each query is called in one batch with the support set, and its own row of the output
+    kept: a model that normalises with batch statistics then normalises the query with
+    those of the support set and that query, as a metric learner embedding the support set
+    and one query does (Nichol et al., 2018's non-transductive setting). Called alone, a
+    query would be normalised by its own statistics, which nothing in training resembles.
+    """
     if episode.batched:
         return torch.stack(
             [each_query_after(episode.task(b), adapt, call) for b in range(episode.num_tasks)]
         )
     adapted = adapt(episode.support_x, episode.support_y)
+    support_x = episode.support_x
     with torch.no_grad():
-        out = torch.cat([call(adapted, query[None]) for query in episode.query_x])
+        out = torch.cat(
+            [call(adapted, torch.cat([support_x, query[None]]))[-1:] for query in episode.query_x]
+        )
     return out if episode.regression else out.argmax(-1)
 
 

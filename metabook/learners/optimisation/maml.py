@@ -335,7 +335,9 @@ class MAML(FewShotLearner):
 
     def predict_each(self, episode: Episode) -> torch.Tensor:
         """Each query on its own: adapt once to the support set, then predict the queries
-        one at a time (equal to :meth:`predict` on each single-query episode)."""
+        one at a time, each in one batch with the support set (:func:`each_query_after`;
+        the model's BatchNorm normalises the query with the support set's statistics and
+        its own, never with the other queries')."""
         return each_query_after(
             episode, lambda sx, sy: self.adapt(sx, sy, create_graph=False), self._call
         )

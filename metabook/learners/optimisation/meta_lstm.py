@@ -216,6 +216,6 @@ class MetaLSTM(FewShotLearner):
 
     def predict_each(self, episode: Episode) -> torch.Tensor:
         """Each query on its own: adapt once to the support set, then predict the queries
-        one at a time (equal to :meth:`~metabook.learners.base.FewShotLearner.predict` on
-        each single-query episode)."""
+        one at a time, each in one batch with the support set
+        (:func:`~metabook.learners.base.each_query_after`)."""
         return _each_query_of_adapted(self.model, self.adapt, episode)
