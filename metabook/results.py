@@ -62,13 +62,15 @@ def write_result(
     path: str | os.PathLike[str], result: dict[str, Any], device: torch.device
 ) -> None:
     """Write ``result`` atomically as JSON to ``path`` with what it was measured on: the
-    ``device`` (and the CPU, and torch's threads), the versions of metabook and torch, and
+    ``device`` (and the CPU with the instruction set torch's kernels use, and torch's
+    threads: both change the order of floating-point sums, so a rerun elsewhere can differ
+    in the last digits and, over a training, by more), the versions of metabook and torch, and
     the date (UTC)."""
     threads = torch.get_num_threads()
     record = {
         **result,
-        "device": f"{device.type}: {platform.processor() or platform.machine()}, "
-        f"{threads} thread{'s' * (threads != 1)}",
+        "device": f"{device.type}: {platform.processor() or platform.machine()} "
+        f"({torch.backends.cpu.get_cpu_capability()}), {threads} thread{'s' * (threads != 1)}",
         "versions": {"metabook": __version__, "torch": torch.__version__},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
