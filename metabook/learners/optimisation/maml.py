@@ -335,7 +335,8 @@ class MAML(FewShotLearner):
 
     def predict_each(self, episode: Episode) -> torch.Tensor:
         """Each query on its own: adapt once to the support set, then predict the queries
-        one at a time, each in one batch with the support set (:func:`each_query_after`;
+        one at a time, each in one batch with the support set
+        (:func:`~metabook.learners.base.each_query_after`;
         the model's BatchNorm normalises the query with the support set's statistics and
         its own, never with the other queries')."""
         return each_query_after(
