@@ -225,10 +225,8 @@ def transfer_table(train_set: Omniglot, episodes: int, results: Path) -> Table:
 
     def head(name: str, **hyper: Any) -> Callable[[mb.FewShotLearner], mb.EvalResult]:
         def score(learner: mb.FewShotLearner) -> mb.EvalResult:
-            learner.head = name  # type: ignore[assignment]
-            for key, value in hyper.items():
-                setattr(learner, key, value)
-            return mb.evaluate(learner, test(5, 1))
+            assert isinstance(learner, mb.TransferBaseline)
+            return mb.evaluate(learner.use_head(name, **hyper), test(5, 1))
 
         return score
 

@@ -95,10 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     for head in ("centroid", *GRID):
         grid[head] = []
         for setting in settings(head) if head in GRID else [{}]:
-            learner.head = head
-            for name, value in setting.items():
-                setattr(learner, name, value)
-            result = mb.evaluate(learner, episodes)
+            result = mb.evaluate(learner.use_head(head, **setting), episodes)
             grid[head].append({**setting, "mean": result.mean, "ci95": result.ci95})
             print(head, setting, f"{100 * result.mean:.1f} ± {100 * result.ci95:.1f}", flush=True)
     chosen = {

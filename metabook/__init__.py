@@ -46,10 +46,10 @@ from metabook.config import SCHEMA_VERSION, BackboneConfig, DataConfig, RunConfi
 from metabook.evaluation import (
     ROC,
     EvalResult,
+    SeedResult,
     compare_intervals,
     equal_error_rate,
     evaluate,
-    SeedResult,
     mean_confidence_interval,
     over_seeds,
     pair_scores_by_identity,
@@ -99,8 +99,8 @@ from metabook.learners import (
     random_search,
     sgd_step,
     standardise_by_support,
-    uses_batch_statistics,
     task_embedding,
+    uses_batch_statistics,
     without_running_stats,
 )
 from metabook.registry import (

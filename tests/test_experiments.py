@@ -12,15 +12,32 @@ import torch
 import metabook as mb
 from tests.conftest import write_omniglot_split, write_one_shot_runs
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "omniglot_runs.py"
+
+def load_script(name: str):
+    """A script of experiments/ as a module."""
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def minimal_splits(tmp_path, monkeypatch, train_alphabets) -> None:
+    """Fixture minimal splits under METABOOK_DATA: background_small1 with
+    ``train_alphabets`` (6 characters each) and background_small2 sharing Atlantean with it
+    and adding Oriya, the alphabet that training never sees."""
+    root = tmp_path / "data"
+    write_omniglot_split(root / "omniglot", "background_small1",
+                         dict.fromkeys(train_alphabets, 6), drawers=6,
+                         monkeypatch=monkeypatch)  # fmt: skip
+    write_omniglot_split(root / "omniglot", "background_small2", {"Atlantean": 6, "Oriya": 7},
+                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
+    monkeypatch.setenv("METABOOK_DATA", str(root))
 
 
 @pytest.fixture
 def experiments():
-    spec = importlib.util.spec_from_file_location("omniglot_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("omniglot_runs")
 
 
 def test_seeds_validation_and_the_official_runs_are_recorded(tmp_path, monkeypatch, experiments):
@@ -116,22 +133,12 @@ def test_an_unknown_result_lists_the_recorded_ones():
         mb.results.load_result("nope")
 
 
-METHODS = Path(__file__).resolve().parents[1] / "experiments" / "methods.py"
-
-
 def test_a_chapters_comparison_is_recorded_over_seeds_and_resumes(tmp_path, monkeypatch):
     """experiments/methods.py on fixture splits: every seed's figures, the t interval over
     seeds, a finished (method, seed) skipped when the script runs again, and no silent
     overwrite."""
-    root = tmp_path / "data"
-    write_omniglot_split(root / "omniglot", "background_small1", {"Atlantean": 6, "Kannada": 6},
-                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
-    write_omniglot_split(root / "omniglot", "background_small2", {"Atlantean": 6, "Oriya": 7},
-                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
-    monkeypatch.setenv("METABOOK_DATA", str(root))
-    spec = importlib.util.spec_from_file_location("methods", METHODS)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    minimal_splits(tmp_path, monkeypatch, ["Atlantean", "Kannada"])
+    script = load_script("methods")
     results, runs = tmp_path / "results", tmp_path / "runs"
     argv = ["optimisation", "--steps", "2", "--episodes", "3", "--seeds", "0", "1",
             "--methods", "MAML", "transfer (nearest centroid)", "--runs-dir", str(runs),
@@ -171,24 +178,11 @@ def test_a_chapters_comparison_is_recorded_over_seeds_and_resumes(tmp_path, monk
         script.main(["optimisation", "--methods", "MAMl", "--results-dir", str(tmp_path)])
 
 
-def load_script(name: str):
-    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_transfer_settings_are_chosen_on_validation_then_scored_once(tmp_path, monkeypatch):
     """transfer_validation.py scores its whole grid on an alphabet held out of training and
     chooses the best mean; methods.py transfer refuses to run without that choice and then
     scores the test alphabets with it."""
-    root = tmp_path / "data"
-    write_omniglot_split(root / "omniglot", "background_small1", {"Atlantean": 6, "Korean": 6},
-                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
-    write_omniglot_split(root / "omniglot", "background_small2", {"Atlantean": 6, "Oriya": 7},
-                         drawers=6, monkeypatch=monkeypatch)  # fmt: skip
-    monkeypatch.setenv("METABOOK_DATA", str(root))
+    minimal_splits(tmp_path, monkeypatch, ["Atlantean", "Korean"])
     results = tmp_path / "results"
     methods = load_script("methods")
     argv = ["transfer", "--steps", "2", "--episodes", "3", "--seeds", "0", "1",

@@ -12,6 +12,7 @@ a batch is given).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -66,7 +67,10 @@ def pairwise_distance(a: torch.Tensor, b: torch.Tensor, kind: str = "sqeuclidean
 
 
 def _embed(
-    backbone: nn.Module, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    backbone: Callable[[torch.Tensor], torch.Tensor],
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    query_x: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embed support and query examples in one backbone call; split the result.
 

@@ -88,6 +88,24 @@ class TransferBaseline(FewShotLearner):
         self.finetune_steps, self.finetune_lr = finetune_steps, finetune_lr
         self.finetune_scale = finetune_scale
 
+    def use_head(self, head: str, **settings: Any) -> TransferBaseline:
+        """Switch to ``head`` (one of ``centroid``, ``probe``, ``finetune``) with its
+        ``settings`` (e.g. ``probe_lr=0.1``, ``finetune_steps=20``), keeping the trained
+        backbone: one trained classifier scored with several heads. Returns the learner."""
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        unknown = [name for name in settings if not name.startswith(f"{head}_")]
+        unknown += [name for name in settings if not hasattr(self, name)]
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]!r} is not a setting of the {head} head: give its "
+                f"{head}_... attributes (e.g. probe_lr, finetune_steps)"
+            )
+        self.head = head
+        for name, value in settings.items():
+            setattr(self, name, value)
+        return self
+
     @classmethod
     def from_backbone(cls, backbone: nn.Module, ways: int, **hyper: Any) -> TransferBaseline:
         """The baseline around ``backbone`` (``num_classes`` comes from the run: ``metabook
@@ -143,19 +161,18 @@ class TransferBaseline(FewShotLearner):
             centres = prototypes(centred_unit(z, z.mean(0)), support_y, ways)
             weight = (2 * centres).requires_grad_()
             bias = (-centres.pow(2).sum(-1)).requires_grad_()
+            tensors = [*params.values(), weight, bias]
             for _ in range(self.finetune_steps):
                 z = features(params, support_x)
                 scores = centred_unit(z, z.mean(0)) @ weight.T + bias
-                tensors = [*params.values(), weight, bias]
                 loss = F.cross_entropy(self.finetune_scale * scores, support_y)
                 grads = torch.autograd.grad(loss, tensors, allow_unused=True)
-                with torch.no_grad():
+                with torch.no_grad():  # plain SGD, written out (torch.optim's rounds differently)
                     for tensor, grad in zip(tensors, grads, strict=True):
                         if grad is not None:
                             tensor -= self.finetune_lr * grad
         with torch.no_grad():  # support and queries in one call, as the other heads
-            z = features(params, torch.cat([support_x, query_x]))
-            support, query = z[: len(support_x)], z[len(support_x) :]
+            support, query = _embed(lambda x: features(params, x), support_x, support_y, query_x)
             return centred_unit(query, support.mean(0)) @ weight.T + bias
 
     def _probe(self, support: torch.Tensor, labels: torch.Tensor, ways: int) -> nn.Linear:

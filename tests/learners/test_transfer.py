@@ -85,6 +85,17 @@ def test_bad_arguments_are_refused():
         mb.TransferBaseline(nn.Identity(), embedding_dim=2)
     with pytest.raises(ValueError, match="head must be one of"):
         baseline(head="svm")
+    with pytest.raises(ValueError, match="head must be one of"):
+        baseline().use_head("svm")
+    for typo in ({"probe_lrr": 0.1}, {"finetune_lr": 0.1}):  # unknown, or another head's
+        with pytest.raises(ValueError, match="is not a setting of the probe head"):
+            baseline().use_head("probe", **typo)
+
+
+def test_use_head_switches_the_head_and_its_settings_of_one_trained_learner():
+    learner = baseline().use_head("finetune", finetune_steps=3, finetune_lr=0.5)
+    assert (learner.head, learner.finetune_steps, learner.finetune_lr) == ("finetune", 3, 0.5)
+    assert learner.use_head("centroid") is learner and learner.head == "centroid"
 
 
 def test_zero_finetuning_steps_score_like_the_centroid_head_plus_one():
