@@ -109,6 +109,12 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
                 assert column["ci95"] == pytest.approx(ci95, abs=1e-6)
                 assert 0 < column["episode_ci95"] < 0.1
         return
+    if "curve" in result:  # a validation curve: best.pt is its maximum
+        curve = result["curve"]
+        assert best_of_curve(curve) == result["best_step"]
+        assert curve["episodes"] == [result["protocol"]["meta_batch"] * s for s in curve["steps"]]
+        assert curve["steps"][-1] == result["protocol"]["steps"]
+        return
     if "grid" in result:  # a choice on validation: the best mean of each head's grid
         for head, setting in result["chosen"].items():
             best = max(result["grid"][head], key=lambda r: r["mean"])
@@ -126,6 +132,37 @@ def test_each_recorded_result_agrees_with_its_own_seeds(name):
         if key != "validation":
             for seed in [*result["seeds"], result.get("ensemble") or {key: 0.0}]:
                 assert seed[key] * 400 == pytest.approx(round(seed[key] * 400), abs=1e-3)
+
+
+def best_of_curve(curve) -> int:
+    """The step of a curve's highest validation mean (the first, on a tie)."""
+    return curve["steps"][max(range(len(curve["steps"])), key=curve["val_mean"].__getitem__)]
+
+
+def test_the_mann_curve_resumes_and_scores_its_best_checkpoint_once(tmp_path, monkeypatch):
+    """experiments/mann_curve.py: a run stopped after 2 steps and resumed to 4 gives the
+    curve of the uninterrupted run; the test figure is best.pt's, a count out of 75."""
+    minimal_splits(tmp_path, monkeypatch, ["Atlantean", "Korean"])
+    script = load_script("mann_curve")
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    common = ["--val-every", "1", "--episodes", "3", "--runs-dir", str(runs),
+              "--results-dir", str(results)]  # fmt: skip
+    script.main(["--steps", "4", "--name", "whole", *common])
+    script.main(["--steps", "2", "--name", "parts", *common])
+    with pytest.raises(SystemExit, match="parts.json exists: give --overwrite"):
+        script.main(["--steps", "4", "--name", "parts", *common])
+    script.main(["--steps", "4", "--name", "parts", "--overwrite", *common])
+    whole = json.loads((results / "whole.json").read_text())
+    parts = json.loads((results / "parts.json").read_text())
+    assert parts["resumed"] and not whole["resumed"]
+    assert whole["curve"]["steps"] == [1, 2, 3, 4]
+    assert whole["curve"]["episodes"] == [4, 8, 12, 16]
+    assert parts["curve"] == whole["curve"]
+    assert whole["best_step"] == best_of_curve(whole["curve"])
+    assert parts["test"] == whole["test"]
+    assert whole["test"]["mean"] * 75 == pytest.approx(round(whole["test"]["mean"] * 75), abs=1e-4)
+    with pytest.raises(SystemExit, match="unknown alphabet 'Klingon': choose one of Atlantean"):
+        script.main(["--val-alphabet", "Klingon", "--name", "k", *common])
 
 
 def test_an_unknown_result_lists_the_recorded_ones():
