@@ -37,21 +37,14 @@ import torch
 import metabook as mb
 from metabook.checkpoints import load_checkpoint
 from metabook.data import EpisodeSampler, Omniglot
-from metabook.models import Conv4
 from metabook.results import write_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from methods import QUERIES, TestEpisodes  # noqa: E402  (the chapter's test episodes)
+# the chapter's MANN, its test episodes and the held-out alphabet of the transfer validation
+from methods import QUERIES, TestEpisodes, chapter5_mann, held_out_alphabet  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "metabook" / "_results"
 META_BATCH = 4
-
-
-def make_mann() -> mb.MANN:
-    """Chapter 5's MANN (the ``MANN`` row of ``experiments/methods.py model-based``)."""
-    return mb.MANN(
-        Conv4(norm="layer"), embedding_dim=64, max_ways=5, controller_size=128, slots=32, width=40
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,26 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists: give --overwrite to replace it, or another --name")
     train_set = Omniglot("background_small1", rotations=True)
-    if args.val_alphabet not in train_set.alphabets:
-        raise SystemExit(
-            f"unknown alphabet {args.val_alphabet!r}: choose one of "
-            + ", ".join(train_set.alphabets)
-        )
-    held_out = train_set.alphabets.index(args.val_alphabet)
-    train_classes = [
-        c for c in range(len(train_set.classes)) if train_set.class_alphabet[c] != held_out
-    ]
-    val_set = Omniglot("background_small1")  # the characters as drawn, as at test time
-    val_classes = [c for c in range(len(val_set.classes)) if val_set.class_alphabet[c] == held_out]
-    val_episodes = EpisodeSampler(val_set, 5, 1, QUERIES, classes=val_classes).episodes(
-        args.episodes, seed=3
-    )
+    train_classes, val_episodes = held_out_alphabet(train_set, args.val_alphabet, args.episodes)
 
     folder = Path(args.runs_dir) / args.name / f"seed{args.seed}"
     resume = (folder / "last.pt").exists()
     device = mb.pick_device(args.device)
     mb.seed_everything(args.seed)
-    learner = make_mann()
+    learner = chapter5_mann()
     tasks = EpisodeSampler(train_set, 5, 1, QUERIES, classes=train_classes, seed=args.seed)
     mb.seed_everything(args.seed)
     start = time.perf_counter()

@@ -77,6 +77,34 @@ class Table(NamedTuple):
     protocol: dict[str, Any]
 
 
+def held_out_alphabet(
+    train_set: Omniglot, alphabet: str, episodes: int
+) -> tuple[list[int], list[Episode]]:
+    """The training classes of ``train_set`` without ``alphabet``, and ``episodes`` 5-way
+    1-shot validation episodes (seed 3) of that alphabet's characters as drawn (unrotated,
+    as at test time): the validation of ``transfer_validation.py`` and ``mann_curve.py``."""
+    if alphabet not in train_set.alphabets:
+        raise SystemExit(
+            f"unknown alphabet {alphabet!r}: choose one of " + ", ".join(train_set.alphabets)
+        )
+    held_out = train_set.alphabets.index(alphabet)
+    train_classes = [
+        c for c in range(len(train_set.classes)) if train_set.class_alphabet[c] != held_out
+    ]
+    val_set = Omniglot(train_set.split)
+    val_classes = [c for c in range(len(val_set.classes)) if val_set.class_alphabet[c] == held_out]
+    sampler = EpisodeSampler(val_set, 5, 1, QUERIES, classes=val_classes)
+    return train_classes, sampler.episodes(episodes, seed=3)
+
+
+def chapter5_mann() -> mb.MANN:
+    """Chapter 5's MANN: Conv4 with per-example normalisation, a 128-unit LSTM controller,
+    32 memory slots of width 40."""
+    return mb.MANN(
+        Conv4(norm="layer"), embedding_dim=64, max_ways=5, controller_size=128, slots=32, width=40
+    )
+
+
 class TestEpisodes:
     """The chapter's fixed test episodes of the held-out alphabets (drawn once a setting)."""
 
@@ -331,14 +359,7 @@ def model_based_table(train_set: Omniglot, episodes: int, results: Path) -> Tabl
                 regimes,
             ),
             "MANN": Entry(
-                lambda: mb.MANN(
-                    Conv4(norm="layer"),
-                    embedding_dim=64,
-                    max_ways=5,
-                    controller_size=128,
-                    slots=32,
-                    width=40,
-                ),
+                chapter5_mann,
                 training,
                 regimes,
                 step_factor=4,

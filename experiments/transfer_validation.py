@@ -33,8 +33,10 @@ from metabook.data import EpisodeSampler, Omniglot
 from metabook.models import Conv4
 from metabook.results import write_result
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from methods import QUERIES, held_out_alphabet  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent.parent / "metabook" / "_results"
-QUERIES = 5
 GRID: dict[str, dict[str, tuple[float | int, ...]]] = {
     "probe": {"probe_lr": (0.01, 0.1, 1.0)},
     "finetune": {"finetune_lr": (0.01, 0.1, 1.0), "finetune_steps": (5, 20, 50)},
@@ -65,20 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists: give --overwrite to replace it, or another --name")
     train_set = Omniglot("background_small1", rotations=True)
-    if args.val_alphabet not in train_set.alphabets:
-        raise SystemExit(
-            f"unknown alphabet {args.val_alphabet!r}: choose one of "
-            + ", ".join(train_set.alphabets)
-        )
-    held_out = train_set.alphabets.index(args.val_alphabet)
-    train_classes = [
-        c for c in range(len(train_set.classes)) if train_set.class_alphabet[c] != held_out
-    ]
-    val_set = Omniglot("background_small1")  # the characters as drawn, as at test time
-    val_classes = [c for c in range(len(val_set.classes)) if val_set.class_alphabet[c] == held_out]
-    episodes = EpisodeSampler(val_set, 5, 1, QUERIES, classes=val_classes).episodes(
-        args.episodes, seed=3
-    )
+    train_classes, episodes = held_out_alphabet(train_set, args.val_alphabet, args.episodes)
 
     device = mb.pick_device(args.device)
     mb.seed_everything(args.seed)
